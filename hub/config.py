@@ -1,0 +1,284 @@
+"""The hub's configuration: one TOML file plus a separate secrets file.
+
+`hub.toml` holds identity, the platform connection, the radio, inactivity
+settings and the devices; `secrets.toml` (mode 0600, checked) holds only the
+device keys. Every invalid value is refused at start with the file, the key
+and what is wrong, e.g.
+
+    /etc/carebeacon/hub.toml: devices[2].kind: 'buton' is not one of button, pir, bracelet
+
+Keys never appear in errors, logs or `repr()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+KINDS = ("button", "pir", "bracelet")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # safe inside an MQTT topic level and a file name
+
+
+class ConfigError(ValueError):
+    """A config problem, with the file and key it is about."""
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    kind: str
+    room: str
+    location: str
+    elder: str
+    heartbeat_min: int
+    entrance: bool  # its motion counts as the front door for away detection
+
+    @property
+    def hex(self) -> str:
+        return f"{self.id:08x}"
+
+
+@dataclass(frozen=True)
+class Platform:
+    host: str
+    port: int
+    unix_socket: str | None
+    tls: bool
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    keepalive_s: int
+    session_expiry_s: int
+
+
+@dataclass(frozen=True)
+class Radio:
+    adapter: str
+    scanning: str
+    silence_restart_s: int
+    silence_reset_s: int
+    ack_connect_timeout_s: float
+
+
+@dataclass(frozen=True)
+class InactivitySettings:
+    enabled: bool
+    values: dict[str, int] = field(default_factory=dict)  # keyword arguments of shared.inactivity
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    hub_id: str
+    county: str
+    household: str
+    data_dir: Path
+    platform: Platform
+    radio: Radio
+    inactivity: InactivitySettings
+    devices: dict[int, Device]
+    keys: dict[int, bytes] = field(repr=False)
+
+
+class _Reader:
+    """Typed access to one TOML table that names the file and key in every error."""
+
+    def __init__(self, path: Path, table: dict, where: str):
+        self.path, self.table, self.where = path, table, where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {self._name(key)}: {why}")
+
+    def get(self, key, typ, default=..., *, lo=None, hi=None, choices=None):
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, "missing (required)")
+            return default
+        v = self.table[key]
+        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+            raise self.fail(key, f"{v!r} is not {_TYPE_NAMES.get(typ, 'a number')}")
+        if lo is not None and v < lo or hi is not None and v > hi:
+            raise self.fail(key, f"{v!r} is outside {lo}..{hi}")
+        if choices is not None and v not in choices:
+            raise self.fail(key, f"{v!r} is not one of {', '.join(map(str, choices))}")
+        return v
+
+    def sub(self, key: str) -> _Reader:
+        v = self.table.get(key, {})
+        if not isinstance(v, dict):
+            raise self.fail(key, "must be a table")
+        return _Reader(self.path, v, self._name(key))
+
+    def unknown(self, known: set[str]) -> None:
+        extra = sorted(set(self.table) - known)
+        if extra:
+            raise self.fail(extra[0], "unknown key (a typo?)")
+
+
+_TYPE_NAMES = {int: "an integer", str: "a string", bool: "true or false", float: "a number"}
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def _platform(r: _Reader, base: Path) -> Platform:
+    r.unknown({"url", "ca_file", "cert_file", "key_file", "keepalive_s", "session_expiry_s"})
+    url = r.get("url", str)
+    u = urlparse(url)
+    if u.scheme not in ("mqtts", "mqtt", "unix"):
+        raise r.fail("url", f"{url!r}: scheme must be mqtts://, mqtt:// (tests only) or unix://")
+    tls = u.scheme == "mqtts"
+    files = {}
+    for k in ("ca_file", "cert_file", "key_file"):
+        v = r.get(k, str, None)
+        if v is not None:
+            p = (base / v) if not os.path.isabs(v) else Path(v)
+            if not p.is_file():
+                raise r.fail(k, f"{p}: file not found")
+            v = str(p)
+        elif tls:
+            raise r.fail(k, "missing: mqtts needs the CA, the hub's certificate and its key")
+        files[k] = v
+    try:
+        port = u.port or (8883 if tls else 1883)
+    except ValueError:
+        raise r.fail("url", f"{url!r}: bad port") from None
+    if u.scheme != "unix" and not u.hostname:
+        raise r.fail("url", f"{url!r}: no host")
+    return Platform(
+        host=u.hostname or "", port=port,
+        unix_socket=u.path if u.scheme == "unix" else None, tls=tls,
+        keepalive_s=r.get("keepalive_s", int, 60, lo=10, hi=3600),
+        session_expiry_s=r.get("session_expiry_s", int, 7 * 86400, lo=60, hi=2**32 - 1),
+        **files,
+    )
+
+
+def _radio(r: _Reader) -> Radio:
+    r.unknown({"adapter", "scanning", "silence_restart_s", "silence_reset_s",
+               "ack_connect_timeout_s"})
+    restart = r.get("silence_restart_s", int, 90, lo=10, hi=3600)  # Home Assistant's figure
+    return Radio(
+        adapter=r.get("adapter", str, "hci0"),
+        scanning=r.get("scanning", str, "active", choices=("active", "passive")),
+        silence_restart_s=restart,
+        silence_reset_s=r.get("silence_reset_s", int, 300, lo=restart, hi=86400),
+        ack_connect_timeout_s=float(r.get("ack_connect_timeout_s", (int, float), 10, lo=1, hi=60)),
+    )
+
+
+# Bounds the platform may tune within (docs/inactivity.md); keyword -> (lo, hi)
+INACTIVITY_BOUNDS = {
+    "floor_min": (30, 600),
+    "ceiling_min": (60, 3000),
+    "prealarm_min": (1, 30),
+    "away_after_min": (1, 120),
+}
+
+
+def _inactivity(r: _Reader) -> InactivitySettings:
+    r.unknown({"enabled", *INACTIVITY_BOUNDS})
+    vals = {}
+    for k, (lo, hi) in INACTIVITY_BOUNDS.items():
+        v = r.get(k, int, None, lo=lo, hi=hi)
+        if v is not None:
+            vals[k] = v
+    if vals.get("floor_min", 0) > vals.get("ceiling_min", 10**9):
+        raise r.fail("floor_min", "must not exceed ceiling_min")
+    return InactivitySettings(enabled=r.get("enabled", bool, True), values=vals)
+
+
+def _device(r: _Reader) -> Device:
+    r.unknown({"id", "kind", "room", "location", "elder", "heartbeat_min", "entrance"})
+    raw = r.get("id", str)
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", raw) or int(raw, 16) == 0:
+        raise r.fail("id", f"{raw!r} is not 8 hex digits (and not 00000000)")
+    return Device(
+        id=int(raw, 16),
+        kind=r.get("kind", str, choices=KINDS),
+        room=r.get("room", str, ""),
+        location=r.get("location", str, ""),
+        elder=r.get("elder", str, ""),
+        heartbeat_min=r.get("heartbeat_min", int, 60, lo=1, hi=1440),
+        entrance=r.get("entrance", bool, False),
+    )
+
+
+def load_secrets(path: Path, *, check_mode: bool = True) -> dict[int, bytes]:
+    """Device keys from the secrets file: `[keys]` with `"<8 hex id>" = "<32 hex key>"`."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: secrets file not found") from None
+    if check_mode and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read device keys; "
+            f"run: chmod 600 {path}")
+    r = _Reader(path, _load_toml(path), "")
+    r.unknown({"keys"})
+    keys = {}
+    for dev, hexkey in r.sub("keys").table.items():
+        if not re.fullmatch(r"[0-9a-fA-F]{8}", dev):
+            raise ConfigError(f"{path}: keys.{dev}: device id is not 8 hex digits")
+        if not isinstance(hexkey, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", hexkey):
+            raise ConfigError(f"{path}: keys.{dev}: key must be 32 hex digits (128 bits)")
+        keys[int(dev, 16)] = bytes.fromhex(hexkey)
+    return keys
+
+
+def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True) -> Config:
+    """Read and check `hub.toml` (and its secrets file); raise ConfigError on any problem."""
+    path = Path(path)
+    r = _Reader(path, _load_toml(path), "")
+    r.unknown({"hub", "platform", "radio", "inactivity", "devices", "secrets_file"})
+    hub = r.sub("hub")
+    hub.unknown({"id", "county", "household", "data_dir"})
+    hub_id = hub.get("id", str)
+    county = hub.get("county", str)
+    for k, v in (("id", hub_id), ("county", county)):
+        if not _ID_RE.match(v):
+            raise hub.fail(k, f"{v!r}: use letters, digits, '-' or '_' (it is an MQTT topic level)")
+    base = path.parent
+    data_dir = Path(hub.get("data_dir", str, "/var/lib/carebeacon"))
+    if not data_dir.is_absolute():
+        data_dir = base / data_dir
+    devs = r.table.get("devices", [])
+    if not isinstance(devs, list):
+        raise r.fail("devices", "must be an array of tables ([[devices]])")
+    devices: dict[int, Device] = {}
+    for i, d in enumerate(devs):
+        if not isinstance(d, dict):
+            raise r.fail(f"devices[{i}]", "must be a table")
+        dev = _device(_Reader(path, d, f"devices[{i}]"))
+        if dev.id in devices:
+            raise r.fail(f"devices[{i}].id", f"{dev.hex} is listed twice")
+        devices[dev.id] = dev
+    sec_path = Path(secrets) if secrets else base / r.get("secrets_file", str, "secrets.toml")
+    if not sec_path.is_absolute():
+        sec_path = base / sec_path
+    keys = load_secrets(sec_path, check_mode=check_mode) if devices or sec_path.exists() else {}
+    for dev in devices.values():
+        if dev.id not in keys:
+            raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
+    return Config(
+        path=path, hub_id=hub_id, county=county, household=hub.get("household", str, ""),
+        data_dir=data_dir, platform=_platform(r.sub("platform"), base), radio=_radio(r.sub("radio")),
+        inactivity=_inactivity(r.sub("inactivity")), devices=devices, keys=keys,
+    )

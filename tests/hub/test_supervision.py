@@ -1,0 +1,38 @@
+"""Device supervision: offline after missed heartbeats, restoral on return."""
+
+from hub.supervision import OFFLINE, ONLINE, Supervisor
+
+MIN = 60_000
+
+
+def test_offline_after_two_missed_heartbeats_and_back():
+    s = Supervisor(misses=2, grace_ms=10 * MIN)
+    s.add(1, 60 * MIN, 0)
+    assert s.seen(1, 1000) == ONLINE
+    assert s.seen(1, 60 * MIN) is None
+    assert s.check(60 * MIN + 130 * MIN - 1) == []
+    assert s.check(60 * MIN + 130 * MIN + 1) == [(1, OFFLINE)]
+    assert s.check(10**9) == []  # reported once
+    assert s.seen(1, 10**9) == ONLINE  # restoral
+
+
+def test_device_never_heard_goes_offline_after_a_window():
+    s = Supervisor()
+    s.add(7, 30 * MIN, 5_000)
+    assert s.check(5_000 + 70 * MIN + 1) == [(7, OFFLINE)]
+
+
+def test_learned_gaps_widen_the_window_for_a_slow_device():
+    s = Supervisor(misses=2, grace_ms=0)
+    s.add(3, 10 * MIN, 0)
+    t = 0
+    for _ in range(20):
+        t += 25 * MIN  # really reports every 25 min although 10 was declared
+        assert s.seen(3, t) in (None, ONLINE)
+    assert s.window_ms(3) >= 50 * MIN
+    assert s.check(t + 45 * MIN) == []
+
+
+def test_unknown_device_is_ignored():
+    s = Supervisor()
+    assert s.seen(99, 0) is None and s.state(99) == "unknown"
