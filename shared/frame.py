@@ -53,7 +53,8 @@ S_SUMMARY_MIN = const(2)  # activity summary interval, minutes
 S_CANCEL_S = const(3)  # fall cancel window, seconds
 S_QUIET_START_MIN = const(4)  # quiet hours for the buzzer: start, minutes after midnight
 S_QUIET_END_MIN = const(5)  # quiet hours: end, minutes after midnight
-S_MAX = const(5)
+S_PREALARM = const(6)  # whole-home inactivity pre-alarm: minutes left before the alarm, 0 = over
+S_MAX = const(6)
 
 # Fault codes (first byte of a T_FAULT arg).
 F_BUTTON_STUCK = const(1)
