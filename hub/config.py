@@ -279,6 +279,7 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
             raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
     return Config(
         path=path, hub_id=hub_id, county=county, household=hub.get("household", str, ""),
-        data_dir=data_dir, platform=_platform(r.sub("platform"), base), radio=_radio(r.sub("radio")),
-        inactivity=_inactivity(r.sub("inactivity")), devices=devices, keys=keys,
+        data_dir=data_dir, platform=_platform(r.sub("platform"), base),
+        radio=_radio(r.sub("radio")), inactivity=_inactivity(r.sub("inactivity")),
+        devices=devices, keys=keys,
     )

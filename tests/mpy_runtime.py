@@ -157,6 +157,22 @@ def _let_wasi_threads_settle() -> None:
         delay = 0.05 - (time.monotonic() - _last_run_end)
         if delay > 0:
             time.sleep(delay)
+    # Free the module and engine while wasmtime's bindings still exist; left to the
+    # interpreter's final teardown, their finalizers find the bindings gone and print
+    # "Exception ignored ... 'NoneType' object is not callable".
+    import gc
+
+    with _lock:
+        for name in ("module", "engine"):
+            obj = _cache.pop(name, None)
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    pass
+            del obj
+    gc.collect()
 
 
 # --- MicroPython --------------------------------------------------------------------------
