@@ -1,0 +1,1 @@
+"""carebeacon tools: the installer's CLI and the demo."""
