@@ -83,10 +83,8 @@ def one_alarm() -> None:
                         f"authenticated ack: STORED, clock {a.tod_s // 3600:02d}:00 "
                         f"-> light shows 'received'",
                     )
-                say(
-                    "hub",
-                    f"the same frame again is {'a duplicate' if window.check(f.seq) == R_DUPLICATE else 'NEW?!'}",
-                )
+                again = "a duplicate" if window.check(f.seq) == R_DUPLICATE else "NEW?!"
+                say("hub", f"the same frame again is {again}")
         t = ticks_add(t, 10)
     say(
         "button",
