@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from hub import contract
+
 KINDS = ("button", "pir", "bracelet")
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # safe inside an MQTT topic level and a file name
 
 
 class ConfigError(ValueError):
@@ -253,8 +254,15 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
     hub_id = hub.get("id", str)
     county = hub.get("county", str)
     for k, v in (("id", hub_id), ("county", county)):
-        if not _ID_RE.match(v):
-            raise hub.fail(k, f"{v!r}: use letters, digits, '-' or '_' (it is an MQTT topic level)")
+        try:
+            contract.check_id(v, k)
+        except ValueError:
+            raise hub.fail(k, f"{v!r}: use lowercase letters, digits, '-' or '_', starting with a"
+                              " letter or digit (it is an MQTT topic level and the hub's"
+                              " certificate name)") from None
+    household = hub.get("household", str)  # the platform's reference of the home
+    if not contract.household_ok(household):
+        raise hub.fail("household", f"{household!r}: letters, digits and . _ : - only")
     base = path.parent
     data_dir = Path(hub.get("data_dir", str, "/var/lib/carebeacon"))
     if not data_dir.is_absolute():
@@ -278,7 +286,7 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
         if dev.id not in keys:
             raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
     return Config(
-        path=path, hub_id=hub_id, county=county, household=hub.get("household", str, ""),
+        path=path, hub_id=hub_id, county=county, household=household,
         data_dir=data_dir, platform=_platform(r.sub("platform"), base),
         radio=_radio(r.sub("radio")), inactivity=_inactivity(r.sub("inactivity")),
         devices=devices, keys=keys,

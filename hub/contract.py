@@ -74,6 +74,10 @@ def check_id(value: Any, what: str) -> str:
     return value
 
 
+def household_ok(value: Any) -> bool:
+    return isinstance(value, str) and bool(_HOUSEHOLD.fullmatch(value))
+
+
 def base_topic(county: str, hub_id: str) -> str:
     return f"{PREFIX}/{check_id(county, 'county')}/{check_id(hub_id, 'hub id')}"
 
