@@ -192,6 +192,9 @@ HUB_FAULTS = {  # faults the hub raises about itself (no device); 200+ never cla
 }
 
 
+_ALL_FAULTS = {**DEVICE_FAULTS, **HUB_FAULTS}
+
+
 @dataclass(frozen=True)
 class Device:
     id: int
@@ -229,7 +232,9 @@ def build_event(*, ref: str, hub: str, county: str, household: str, type: str,
         raise ValueError(f"unknown event type {type!r}")
     code, text, message_type, default_priority = EVENT_TYPES[type]
     ref_hub, ref_dev, seq = parse_ref(ref)
-    if ref_hub != check_id(hub, "hub id") or ref_dev != (device.id if device else None):
+    # A device's own event carries its device's ref; an event the hub raises (about a device,
+    # e.g. supervision, or about itself) carries a hub ref with device part 00000000.
+    if ref_hub != check_id(hub, "hub id") or ref_dev not in (None, device.id if device else None):
         raise ValueError(f"ref {ref!r} does not name hub {hub!r} and this event's device")
     if (cause is None) != (type != "automatic_alarm") or cause not in (None, *CAUSES):
         raise ValueError(f"automatic_alarm needs a cause in {CAUSES}, other types none: {cause!r}")
@@ -258,7 +263,8 @@ def build_event(*, ref: str, hub: str, county: str, household: str, type: str,
     if (type in ("fault", "restoral")) != (fault is not None):
         raise ValueError("fault and restoral events (and only they) carry `fault`")
     if fault is not None:
-        msg["fault"] = _fault(fault, HUB_FAULTS if device is None else DEVICE_FAULTS)
+        # device codes 1..8 and hub codes 201.. never clash; a hub fault may concern a device
+        msg["fault"] = _fault(fault, HUB_FAULTS if device is None else _ALL_FAULTS)
     if (type == "information") != (info is not None):
         raise ValueError("information events (and only they) carry `info`")
     if info is not None:

@@ -1,0 +1,1 @@
+"""carebeacon hub: receives device frames, stores them durably, forwards them to the platform."""

@@ -1,0 +1,242 @@
+"""carebeacon-hub: run the hub, see its status, check its config, add and remove devices.
+
+    python -m hub run            [-c /etc/carebeacon/hub.toml]
+    python -m hub status         [--json]
+    python -m hub check-config
+    python -m hub device add 0000a1b2 --kind button --room bedroom --location "by the bed"
+    python -m hub device remove 0000a1b2
+
+Exit codes: 0 fine, 1 the hub or a check reports a problem, 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+from hub import config as C
+
+DEFAULT_CONFIG = os.environ.get("CAREBEACON_HUB_CONFIG", "/etc/carebeacon/hub.toml")
+STALE_S = 15  # a status file older than this means the hub is not running
+
+
+def _load(args) -> C.Config:
+    return C.load(args.config, args.secrets)
+
+
+def cmd_run(args) -> int:
+    from hub.daemon import Daemon
+
+    cfg = _load(args)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(Daemon(cfg).run())
+    return 0
+
+
+def cmd_check(args) -> int:
+    cfg = _load(args)
+    print(f"{cfg.path}: OK — hub {cfg.hub_id}, county {cfg.county}, household {cfg.household}, "
+          f"{len(cfg.devices)} device(s), platform "
+          f"{'unix:' + cfg.platform.unix_socket if cfg.platform.unix_socket else cfg.platform.host}"
+          f"{'' if cfg.platform.unix_socket else ':' + str(cfg.platform.port)}"
+          f" ({'mutual TLS' if cfg.platform.tls else 'NO TLS: tests only'})")
+    return 0
+
+
+def _age(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    s = int((dt.datetime.now(dt.UTC) - t).total_seconds())
+    if s < 120:
+        return f"{s} s ago"
+    if s < 7200:
+        return f"{s // 60} min ago"
+    return f"{s // 3600} h ago"
+
+
+def render(st: dict) -> str:
+    """The status as a table a person can read at a glance."""
+    up, radio = st["uplink"], st["radio"]
+    lines = [
+        f"hub {st['hub']}  county {st['county']}  household {st['household']}  "
+        f"{'running' if st['running'] else 'STOPPED'} (status {_age(st['time'])})",
+        f"platform: {'connected' if up['connected'] else 'NOT CONNECTED'}"
+        f"{' (MQTT ' + str(up['protocol']) + ')' if up.get('protocol') else ''}   "
+        f"radio: {radio['status']}{' — ' + radio['detail'] if radio.get('detail') else ''}",
+        f"pending: {st['pending']['events']} event(s), "
+        f"{len(st['pending']['alarms'])} alarm(s) not yet confirmed by the platform",
+    ]
+    if st.get("inactivity"):
+        i = st["inactivity"]
+        lines.append(f"home: {i['state']}, still {i['still_min']} min "
+                     f"(alarm at {i['threshold_min']} min, {i['learned_days']} days learned)")
+    for name, text in st.get("faults", {}).items():
+        lines.append(f"FAULT {name}: {text}")
+    lines.append("")
+    head = ("device", "kind", "room", "state", "last seen", "battery", "rssi")
+    rows = [head] + [
+        (d["id"], d["kind"], d["room"] or "-", d["availability"], _age(d["last_seen"]),
+         "-" if d["battery"] is None else f"{d['battery']} %",
+         "-" if d["rssi"] is None else str(d["rssi"]))
+        for d in st["devices"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for u in st.get("unknown_devices", []):
+        lines.append(f"unpaired device {u['id']} heard {u['count']}x at {u['address']} "
+                     f"(rssi {u['rssi']}): add it with 'device add'")
+    return "\n".join(lines)
+
+
+def cmd_status(args) -> int:
+    cfg = _load(args)
+    path = cfg.data_dir / "status.json"
+    try:
+        st = json.loads(path.read_text())
+    except FileNotFoundError:
+        print(f"{path}: no status yet — is the hub running? (systemctl status carebeacon-hub)",
+              file=sys.stderr)
+        return 1
+    t = dt.datetime.fromisoformat(st["time"].replace("Z", "+00:00"))
+    if (dt.datetime.now(dt.UTC) - t).total_seconds() > STALE_S:
+        st["running"] = False
+    if args.json:
+        print(json.dumps(st, indent=1))
+    else:
+        print(render(st))
+    healthy = st["running"] and st["uplink"]["connected"] and st["radio"]["status"] == "ok"
+    return 0 if healthy and not st.get("faults") else 1
+
+
+# -- device add / remove: edit hub.toml and the secrets file in place ------------------------
+def _block(dev: C.Device) -> str:
+    def q(s: str) -> str:
+        return json.dumps(s, ensure_ascii=False)  # a TOML basic string is JSON-compatible
+    return (f"\n[[devices]]\nid = {q(dev.hex)}\nkind = {q(dev.kind)}\nroom = {q(dev.room)}\n"
+            f"location = {q(dev.location)}\nelder = {q(dev.elder)}\n"
+            f"heartbeat_min = {dev.heartbeat_min}\n"
+            f"entrance = {'true' if dev.entrance else 'false'}\n")
+
+
+def _secrets_path(cfg_path: Path, args) -> Path:
+    if args.secrets:
+        return Path(args.secrets)
+    import tomllib
+
+    name = tomllib.loads(cfg_path.read_text()).get("secrets_file", "secrets.toml")
+    p = Path(name)
+    return p if p.is_absolute() else cfg_path.parent / p
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def cmd_device_add(args) -> int:
+    cfg = _load(args)
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", args.id) or int(args.id, 16) == 0:
+        raise C.ConfigError(f"device id {args.id!r}: 8 hex digits, not 00000000")
+    dev = C.Device(id=int(args.id, 16), kind=args.kind, room=args.room, location=args.location,
+                   elder=args.elder, heartbeat_min=args.heartbeat_min, entrance=args.entrance)
+    if dev.id in cfg.devices:
+        raise C.ConfigError(f"{cfg.path}: device {dev.hex} is already configured")
+    key = args.key or secrets.token_hex(16)
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", key):
+        raise C.ConfigError("--key must be 32 hex digits (128 bits)")
+    sec = _secrets_path(cfg.path, args)
+    text = sec.read_text() if sec.exists() else "[keys]\n"
+    if "[keys]" not in text:
+        text += "\n[keys]\n"
+    _write_private(sec, text.rstrip("\n") + f'\n"{dev.hex}" = "{key.lower()}"\n')
+    cfg.path.write_text(cfg.path.read_text().rstrip("\n") + "\n" + _block(dev))
+    C.load(cfg.path, sec)  # prove the result loads
+    print(f"added {dev.kind} {dev.hex} in {dev.room or 'no room'}; key stored in {sec}"
+          f"{'' if args.key else ' (generated: provision the device with it)'}")
+    print("restart the hub to pick it up: systemctl restart carebeacon-hub")
+    return 0
+
+
+def _remove_block(text: str, hexid: str) -> tuple[str, bool]:
+    blocks = re.split(r"(?m)^(?=\[\[devices\]\]\s*$)", text)
+    keep = [b for b in blocks if not (b.startswith("[[devices]]") and
+                                      re.search(rf'(?m)^id\s*=\s*"{hexid}"', b, re.I))]
+    return "".join(keep), len(keep) != len(blocks)
+
+
+def cmd_device_remove(args) -> int:
+    cfg = _load(args)
+    hexid = args.id.lower()
+    text, found = _remove_block(cfg.path.read_text(), hexid)
+    if not found:
+        print(f"{cfg.path}: no device {hexid}", file=sys.stderr)
+        return 1
+    if not args.yes and sys.stdin.isatty():
+        if input(f"remove device {hexid} and its key? [y/N] ").strip().lower() != "y":
+            print("nothing changed")
+            return 1
+    cfg.path.write_text(text)
+    sec = _secrets_path(cfg.path, args)
+    s = re.sub(rf'(?mi)^"{hexid}"\s*=.*\n?', "", sec.read_text())
+    _write_private(sec, s)
+    C.load(cfg.path, sec)
+    print(f"removed {hexid}; restart the hub: systemctl restart carebeacon-hub")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="carebeacon-hub", description=__doc__.split("\n")[0])
+    p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="hub.toml (default %(default)s)")
+    p.add_argument("--secrets", help="secrets file (default: secrets_file in hub.toml)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the hub (what the systemd unit starts)")
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("status", help="devices, pending alarms, uplink and radio")
+    s.add_argument("--json", action="store_true", help="machine-readable")
+    s.set_defaults(fn=cmd_status)
+    sub.add_parser("check-config", help="check hub.toml and the secrets file").set_defaults(
+        fn=cmd_check)
+    d = sub.add_parser("device", help="add or remove a device").add_subparsers(
+        dest="dcmd", required=True)
+    a = d.add_parser("add", help="add a device (generates its key unless --key)")
+    a.add_argument("id", help="8 hex digits")
+    a.add_argument("--kind", required=True, choices=C.KINDS)
+    a.add_argument("--room", default="")
+    a.add_argument("--location", default="")
+    a.add_argument("--elder", default="", help="the platform's reference of the elder")
+    a.add_argument("--heartbeat-min", type=int, default=60)
+    a.add_argument("--entrance", action="store_true", help="a PIR watching the front door")
+    a.add_argument("--key", help="32 hex digits (default: generate one)")
+    a.set_defaults(fn=cmd_device_add)
+    rm = d.add_parser("remove", help="remove a device and its key")
+    rm.add_argument("id")
+    rm.add_argument("--yes", action="store_true", help="do not ask")
+    rm.set_defaults(fn=cmd_device_remove)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except C.ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The hub process: one asyncio loop joining the radio, the core, the store and the uplink.
+
+    radio (bleak) --advert--> HubCore.on_frame --> Store (fsync) --> ack over BLE
+                                              \\-> Uplink (paho thread) --PUBACK--> on_delivered
+
+paho runs its own network thread; every uplink callback is posted onto this
+loop, so the core and the store are only ever used from this one thread.
+Acknowledgement writes run as tasks (a BLE connect takes about a second) and
+report back to the core. A status snapshot is written to
+`<data_dir>/status.json` every few seconds for `carebeacon-hub status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from hub import contract
+from hub.config import Config
+from hub.pipeline import HubCore
+from hub.store import Store
+from hub.uplink import Uplink, UplinkConfig
+
+log = logging.getLogger("carebeacon.daemon")
+
+TICK_S = 1.0
+STATUS_EVERY_S = 2.0
+PRUNE_EVERY_S = 3600.0
+VERSION = "0.1.0"
+
+
+def uplink_config(cfg: Config) -> UplinkConfig:
+    p = cfg.platform
+    return UplinkConfig(
+        hub_id=cfg.hub_id, county=cfg.county, host=p.host, port=p.port,
+        unix_socket=p.unix_socket, ca_file=p.ca_file if p.tls else None,
+        cert_file=p.cert_file if p.tls else None, key_file=p.key_file if p.tls else None,
+        keepalive=p.keepalive_s, session_expiry=p.session_expiry_s,
+        software=f"carebeacon-hub {VERSION}")
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, radio_factory=None, store: Store | None = None):
+        self.cfg = cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store or Store(cfg.data_dir / "hub.db", hub_id=cfg.hub_id,
+                                    on_fault=self._store_fault)
+        self._radio_factory = radio_factory
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self.core: HubCore | None = None
+        self.uplink: Uplink | None = None
+        self.radio = None
+        self.started_mono = time.monotonic()
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _store_fault(self, text: str | None) -> None:
+        # called inside a store write: act after it returns, never re-enter the store
+        loop = asyncio.get_running_loop()
+        if text:
+            loop.call_soon(lambda: self.core and self.core.hub_fault(202, text))
+        else:
+            loop.call_soon(lambda: self.core and self.core.hub_fault_cleared(202))
+
+    def _acker(self, dev_id: int, address: str, data: bytes, setting: int) -> None:
+        async def write() -> None:
+            ok = False
+            try:
+                ok = bool(await self.radio.send_ack(address, data))
+            finally:
+                self.core.ack_written(dev_id, setting, ok)
+        self._spawn(write())
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _make_radio(self):
+        if self._radio_factory is not None:
+            return self._radio_factory(on_advert=self.core.on_frame, on_health=self._health)
+        from hub.radio import Radio
+
+        r = self.cfg.radio
+        return Radio(adapter=r.adapter, scanning=r.scanning,
+                     silence_restart_s=r.silence_restart_s, silence_reset_s=r.silence_reset_s,
+                     connect_timeout_s=r.ack_connect_timeout_s,
+                     on_advert=self.core.on_frame, on_health=self._health)
+
+    def _health(self, h) -> None:
+        self.core.set_radio_health(h.state, h.detail or "")
+
+    # -- running --------------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.uplink = Uplink(
+            uplink_config(self.cfg), loop=loop,
+            on_delivered=lambda ref: self.core.on_delivered(ref),
+            on_rejected=lambda ref, rej: self.core.on_rejected(ref, rej),
+            on_connected=lambda *a: self.core.on_connected(*a),
+            on_disconnected=lambda *a: self.core.on_disconnected(*a),
+            on_request=lambda req: self.core.on_request(req))
+        self.core = HubCore(self.cfg, self.store, publisher=self.uplink, acker=self._acker)
+        self.radio = self._make_radio()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stopping.set)
+        log.info("hub %s (county %s, household %s): %d devices, data in %s",
+                 self.cfg.hub_id, self.cfg.county, self.cfg.household, len(self.cfg.devices),
+                 self.cfg.data_dir)
+        self.uplink.start()
+        await self.radio.start()
+        last_status = last_prune = 0.0
+        try:
+            while not self._stopping.is_set():
+                self.core.tick()
+                now = time.monotonic()
+                if now - last_status >= STATUS_EVERY_S:
+                    self.write_status()
+                    last_status = now
+                if now - last_prune >= PRUNE_EVERY_S:
+                    self.store.prune(self.core.clock.wall_ms())
+                    last_prune = now
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), TICK_S)
+        finally:
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        log.info("stopping")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.radio.stop(), 10)
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.core.home.save(self.core.clock.mono_ms())
+        await asyncio.get_running_loop().run_in_executor(None, self.uplink.close)
+        self.write_status(running=False)
+        self.store.close()
+
+    # -- status ---------------------------------------------------------------------------
+    def status(self, running: bool = True) -> dict:
+        core = self.core
+        devices = []
+        for d, dev in sorted(self.cfg.devices.items()):
+            rt = core.devices[d]
+            devices.append({
+                "id": contract.device_hex(d), "kind": dev.kind, "room": dev.room,
+                "location": dev.location,
+                "availability": core.home.supervisor.state(d),
+                "last_seen": (contract.iso_time(rt.last_wall_ms / 1000)
+                              if rt.last_wall_ms else None),
+                "battery": rt.battery, "rssi": rt.rssi, "refused_frames": rt.bad_tags,
+                "settings_pending": len(rt.settings)})
+        pending = self.store.pending(limit=1000)
+        det = core.home.detector
+        radio = getattr(self.radio, "health", None)
+        return {
+            "hub": self.cfg.hub_id, "county": self.cfg.county, "household": self.cfg.household,
+            "running": running, "pid": os.getpid(), "time": contract.iso_time(time.time()),
+            "uptime_s": int(time.monotonic() - self.started_mono),
+            "uplink": {"connected": bool(self.uplink and self.uplink.connected),
+                       "protocol": getattr(self.uplink, "protocol", None),
+                       "in_flight": len(core.in_flight)},
+            "radio": {"status": core.radio_health,
+                      "state": getattr(radio, "state", None),
+                      "detail": getattr(radio, "detail", None),
+                      "adverts": getattr(radio, "adverts", None)},
+            "devices": devices,
+            "pending": {"events": len(pending),
+                        "alarms": [e.ref for e in pending if e.alarm][:50]},
+            "store": {"fault": self.store.fault, "dropped": self.store.dropped},
+            "faults": {contract.HUB_FAULTS.get(c, str(c)): t for c, t in core.faults.items()},
+            "unknown_devices": [{"id": contract.device_hex(d), "count": u.count,
+                                 "rssi": u.rssi, "address": u.address}
+                                for d, u in sorted(core.unknown.items())],
+            "inactivity": None if det is None else {
+                "state": ["idle", "prealarm", "alarm", "away"][det.state],
+                "still_min": det.still_ms // 60_000,
+                "threshold_min": det.threshold_ms // 60_000,
+                "learned_days": det.learned_days},
+            "counters": dict(core.counters),
+        }
+
+    def write_status(self, running: bool = True) -> None:
+        path = Path(self.cfg.data_dir) / "status.json"
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(running), indent=1))
+            os.replace(tmp, path)
+        except OSError as e:  # a full disk must not stop the hub
+            log.warning("cannot write %s: %s", path, e)

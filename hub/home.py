@@ -1,0 +1,163 @@
+"""The home as a whole: which devices still report, and whether the home has gone still.
+
+Supervision (hub/supervision.py) decides when a device is offline; the shared
+inactivity detector (shared/inactivity.py) decides when the home has been still
+too long. This module feeds both from verified frames and turns their verdicts
+into platform events, availability, and the pre-alarm that devices sound.
+
+Inputs to the detector:
+- motion: an ACTIVITY summary with motion in it, a MOTION report, a bracelet's
+  movement; from a device marked `entrance` these count as the front door;
+- door: a DOOR report;
+- press: SOS, test, cancel, or a fall the wearer cancelled (all signs of life);
+- away: a bracelet not heard for `bracelet_absent_min` while its wearer was at
+  home (out of range: gone out).
+The detector's state is saved to the store every few minutes and at shutdown,
+so its learned history survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from hub import events as E
+from hub.supervision import OFFLINE, ONLINE, Supervisor
+from shared import frame as F
+from shared import inactivity as I
+
+log = logging.getLogger("carebeacon.home")
+
+_TICKS = 0x3FFFFFFF  # the detector runs on ESP32-style ticks (shared/ticks.py)
+SAVE_EVERY_MS = 5 * 60_000
+_MOTION_TYPES = (F.T_ACTIVITY, F.T_MOTION)
+_PRESS_TYPES = (F.T_SOS, F.T_TEST, F.T_SOS_CANCEL, F.T_FALL_CANCELLED)
+
+
+def detector_kwargs(values: dict[str, int]) -> dict[str, int]:
+    """hub.toml [inactivity] minutes -> shared.inactivity keyword arguments (ms)."""
+    names = {"floor_min": "floor_ms", "ceiling_min": "ceiling_ms",
+             "prealarm_min": "prealarm_ms", "away_after_min": "away_after_ms"}
+    return {names[k]: v * 60_000 for k, v in values.items() if k in names}
+
+
+class HomeWatch:
+    def __init__(self, cfg, store, now_ms: int, core, bracelet_absent_min: int = 15):
+        self.cfg, self.store, self.core = cfg, store, core
+        self.supervisor = Supervisor()
+        for d, dev in cfg.devices.items():
+            self.supervisor.add(d, dev.heartbeat_min * 60_000, now_ms)
+        self.bracelets = [d for d, dev in cfg.devices.items() if dev.kind == "bracelet"]
+        self.bracelet_absent_ms = bracelet_absent_min * 60_000
+        self._away_fed = False
+        self.detector: I.Inactivity | None = None
+        if cfg.inactivity.enabled:
+            kw = detector_kwargs(cfg.inactivity.values)
+            # With a bracelet, its absence says "away"; a door alone must not (shared/inactivity)
+            kw["door_away"] = not self.bracelets
+            self.prealarm_ms = kw.get("prealarm_ms", 600_000)
+            blob = store.get_state("inactivity")
+            try:
+                self.detector = (I.Inactivity.from_bytes(blob, now_ms & _TICKS, **kw) if blob
+                                 else I.Inactivity(**kw))
+            except ValueError as e:
+                log.error("inactivity state in the store is unusable (%s): learning afresh", e)
+                self.detector = I.Inactivity(**kw)
+        self.alarm_ref: str | None = None
+        self.prealarm_until: int | None = None
+        self._saved_at = now_ms
+        self.offline: set[int] = set()
+
+    # -- inputs ---------------------------------------------------------------------------
+    def seen(self, dev_id: int, now: int) -> None:
+        change = self.supervisor.seen(dev_id, now)
+        if change == ONLINE:
+            self.core.publisher.publish_availability(dev_id, True)
+            if dev_id in self.offline:
+                self.offline.discard(dev_id)
+                self.core.hub_event(E.H_SUPERVISION_RESTORED,
+                                    E.Mapped("supervision_restored"), device=dev_id)
+
+    def frame(self, dev, f: F.Frame, now: int) -> None:
+        if self.detector is None:
+            return
+        src = None
+        if f.mtype in _MOTION_TYPES and (f.mtype == F.T_MOTION or f.arg >> 8):
+            src = I.SRC_DOOR if dev.entrance else I.SRC_MOTION
+        elif f.mtype == F.T_DOOR:
+            src = I.SRC_DOOR
+        elif f.mtype in _PRESS_TYPES:
+            src = I.SRC_PRESS
+        if src is None:
+            return
+        if dev.kind == "bracelet":
+            self._away_fed = False
+        self._feed(self.detector.activity(now & _TICKS, self._tod(), src), now)
+
+    # -- time -----------------------------------------------------------------------------
+    def _tod(self) -> int:
+        tod_s, _, _ = self.core.clock.local()
+        return tod_s * 1000
+
+    def tick(self, now: int) -> None:
+        for dev_id, state in self.supervisor.check(now):
+            if state == OFFLINE:
+                self.offline.add(dev_id)
+                log.warning("device %08x offline: nothing heard for %d min", dev_id,
+                            self.supervisor.window_ms(dev_id) // 60_000)
+                self.core.publisher.publish_availability(dev_id, False)
+                self.core.hub_event(E.H_SUPERVISION_MISSING, E.Mapped("supervision_missing"),
+                                    device=dev_id)
+        if self.detector is None:
+            return
+        ev = self.detector.tick(now & _TICKS, self._tod())
+        ev |= self._bracelet_away(now)
+        self._feed(ev, now)
+        if now - self._saved_at >= SAVE_EVERY_MS:
+            self.save(now)
+
+    def _bracelet_away(self, now: int) -> int:
+        """A bracelet not heard for a while: its wearer left the home (or took it off far)."""
+        if not self.bracelets or self._away_fed or self.detector.state != I.ST_IDLE:
+            return 0
+        last = [self.supervisor.last_seen_ms(d) for d in self.bracelets]
+        if all(t is not None and now - t > self.bracelet_absent_ms for t in last):
+            self._away_fed = True
+            return self.detector.activity(now & _TICKS, self._tod(), I.SRC_AWAY)
+        return 0
+
+    def _feed(self, ev: int, now: int) -> None:
+        d = self.detector
+        if not ev or d is None:
+            return
+        if ev & I.EV_PREALARM:
+            self.prealarm_until = now + self.prealarm_ms
+            log.warning("home still for %d min: pre-alarm, asking 'are you all right?'",
+                        d.still_ms // 60_000)
+        if ev & I.EV_ALARM:
+            self.prealarm_until = None
+            self.alarm_ref = self.core.hub_event(
+                E.H_INACTIVITY_ALARM, E.Mapped("automatic_alarm", cause="inactivity"))
+        if ev & I.EV_CLEARED:
+            self.prealarm_until = None
+            if self.alarm_ref:
+                self.core.hub_event(E.H_INACTIVITY_CANCEL,
+                                    E.Mapped("cancel", cancels_ref=self.alarm_ref))
+                self.alarm_ref = None
+            log.info("sign of life after %d min still: cleared", d.ended_still_ms // 60_000)
+        if ev & I.EV_AWAY:
+            log.info("resident away: inactivity alarms suspended")
+        if ev & I.EV_HOME:
+            log.info("resident home again")
+        self.save(now)
+
+    def prealarm_setting(self, now: int) -> tuple[int, int]:
+        """The setting every acknowledgement carries while a pre-alarm runs."""
+        if self.prealarm_until is None:
+            return F.S_NONE, 0
+        left = max(1, -(-(self.prealarm_until - now) // 60_000))
+        return F.S_PREALARM, left
+
+    def save(self, now: int) -> None:
+        if self.detector is not None:
+            self.store.put_state("inactivity", self.detector.to_bytes())
+            self._saved_at = now

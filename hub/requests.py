@@ -1,0 +1,88 @@
+"""Platform → hub requests (docs/mqtt.md): each answered on its response topic with the
+caller's transaction id and a SCAIP result code. Handlers are idempotent: a request the
+broker delivers twice gets the same answer and changes nothing more."""
+
+from __future__ import annotations
+
+import logging
+
+from hub import contract
+from hub import events as E
+from hub.contract import Request, Result
+from hub.store_types import HELP
+
+log = logging.getLogger("carebeacon.requests")
+
+
+def handle(core, req: Request) -> None:
+    try:
+        result, text, data = _HANDLERS[req.kind](core, req)
+    except Exception:  # a bug must not leave the platform waiting without an answer
+        log.exception("request %s %r failed", req.kind, req.transaction)
+        result, text, data = Result.NOT_TREATED, "internal error in the hub", None
+    core.publisher.respond(req, result, text=text, data=data)
+
+
+def _ack(core, req: Request):
+    """An operator acknowledged an alarm: help is on the way; the elder is told."""
+    ev = core.store.get(req.ref)
+    if ev is None:
+        return Result.WRONG_DATA, f"no event {req.ref} on this hub", None
+    first = ev.state < HELP
+    core.store.mark_help(req.ref, core.clock.wall_ms())
+    core.repeat_at.pop(req.ref, None)
+    core.repeat_until.pop(req.ref, None)
+    if first:
+        log.info("operator %s acknowledged %s", req.operator or "-", req.ref)
+        if ev.device_id:
+            core.devices_told_help(ev.device_id, ev.seq)
+    return Result.OK, None, {"ref": req.ref}
+
+
+def _settings(core, req: Request):
+    targets = [req.device_id] if req.device_id is not None else list(core.cfg.devices)
+    for d in targets:
+        if d not in core.cfg.devices:
+            return Result.WRONG_DATA, f"unknown device {d:08x}", None
+    for d in targets:
+        core.devices[d].settings.update(dict(req.settings))
+    return Result.OK, "sent with each device's next acknowledgement", {
+        "devices": [contract.device_hex(d) for d in targets]}
+
+
+def _test(core, req: Request):
+    """Report what the hub knows of a device now (a test of the hub-to-device path)."""
+    dev = core.cfg.devices.get(req.device_id)
+    if dev is None:
+        return Result.WRONG_DATA, f"unknown device {req.device_id:08x}", None
+    rt = core.devices[req.device_id]
+    state = core.home.supervisor.state(req.device_id)
+    data = {"device": E.contract_device(dev).to_json(), "state": state}
+    if rt.last_wall_ms is not None:
+        data["last_seen"] = contract.iso_time(rt.last_wall_ms / 1000)
+    if rt.rssi is not None:
+        data["rssi"] = rt.rssi
+    if rt.battery is not None:
+        data["battery"] = rt.battery
+    return Result.OK, None, data
+
+
+def _identify(core, req: Request):
+    if req.device_id not in core.cfg.devices:
+        return Result.WRONG_DATA, f"unknown device {req.device_id:08x}", None
+    return Result.NOT_TREATED, "identify is not in radio protocol v1 (no hub-to-device call)", None
+
+
+def _list(core, req: Request):
+    out = []
+    for d, dev in sorted(core.cfg.devices.items()):
+        st = core.home.supervisor.state(d)
+        out.append(contract.device_entry(E.contract_device(dev),
+                                         None if st == "unknown" else st == "online"))
+    return Result.OK, None, {"devices": out}
+
+
+_HANDLERS = {"ack": _ack, "settings": _settings, "test": _test, "identify": _identify,
+             "list_devices": _list}
+
+
