@@ -138,7 +138,7 @@ class Daemon:
     async def shutdown(self) -> None:
         log.info("stopping")
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.radio.stop(), 10)
+            await asyncio.wait_for(self.radio.stop(), 15)
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:

@@ -1,6 +1,6 @@
 """Acknowledgements over GATT: connect, write 20 bytes with response, disconnect.
 
-Rules from /work/shared/notes/ble-hub.md (failure modes 5 and 6), each enforced here:
+Rules from the ble-hub notes (failure modes 5 and 6), each enforced here:
 - connect to a BLEDevice the running scanner produced, never to an address string (that makes
   bleak run a hidden second scan, which gets InProgress or wedges the stack);
 - an outer timeout around connect, write and disconnect (radio_bluez.bounded), so a wedged
@@ -47,6 +47,44 @@ BACKOFF_S: dict[str, tuple[float, float]] = {
     "busy": (0.5, 5.0),  # bluetoothd busy with another connect to it
     "write_failed": (0.5, 10.0),  # the device refused the write
 }
+
+
+class DeviceBook:
+    """The BLEDevice the scanner reported for each carebeacon device: what send_ack connects to
+    (never an address string: notes, failure mode 5). Entries expire like bluetoothd's own
+    device objects, 30 s after the last advert; a power cycle or adapter change clears them."""
+
+    def __init__(self, clock: Callable[[], float], ttl_s: float) -> None:
+        self._clock = clock
+        self.ttl_s = ttl_s
+        self._seen: dict[str, tuple[BLEDevice, float, bytes]] = {}  # device, when, last payload
+
+    def saw(self, address: str, device: BLEDevice, payload: bytes, now: float) -> bool:
+        """Record a report; False if it repeats the payload last reported for that address."""
+        entry = self._seen.get(address)
+        self._seen[address] = (device, now, payload)
+        return entry is None or entry[2] != payload
+
+    def get(self, address: str) -> tuple[BLEDevice | None, str]:
+        entry = self._seen.get(address)
+        if entry is None:
+            return None, "no advert from it since the radio started or the adapter was reset"
+        device, seen, _ = entry
+        age = self._clock() - seen
+        if age > self.ttl_s:
+            del self._seen[address]
+            return None, f"last advert {age:.0f} s ago: bluetoothd has forgotten it"
+        return device, ""
+
+    def forget(self, address: str) -> None:
+        self._seen.pop(address, None)
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def prune(self, now: float) -> None:
+        for address in [a for a, (_, seen, _) in self._seen.items() if now - seen > self.ttl_s]:
+            del self._seen[address]
 
 
 @dataclass
@@ -96,25 +134,27 @@ class AckSender:
         self._users[address] = self._users.get(address, 0) + 1
         try:
             async with lock:  # never two connections to one device: queue behind the previous
-                reason = self._refuse(address)
-                if reason:
-                    log.warning("ack to %s not sent: %s", address, reason)
-                    return False
-                device, reason = self._lookup(address)
-                if device is None:
-                    log.warning("ack to %s not sent: %s", address, reason)
-                    return False
-                async with self._slots:
-                    error = await self._attempt(address, device, bytes(data))
+                return await self._send(address, bytes(data))
         finally:
             self._users[address] -= 1
             if not self._users[address]:  # don't keep a lock for every address ever acked
                 del self._users[address], self._locks[address]
+
+    async def _send(self, address: str, data: bytes) -> bool:
+        reason = self._refuse(address)
+        device = None
+        if reason is None:
+            device, reason = self._lookup(address)
+        if device is None:
+            log.warning("ack to %s not sent: %s", address, reason)
+            return False
+        async with self._slots:
+            error = await self._attempt(address, device, data)
         if error is None:
             self._backoff.pop(address, None)
             return True
         cls, reason = error
-        wait = self._back_off(address, cls)
+        wait = self._back_off(address, cls)  # still under the lock: the next caller sees it
         log.warning(
             "ack to %s failed (%s): %s; next attempt in >= %.1f s", address, cls, reason, wait
         )
@@ -187,8 +227,10 @@ class AckSender:
                 log.warning("disconnect from %s: %s", address, describe(e))
 
     def _connect_error(self, address: str, e: Exception) -> tuple[str, str]:
+        if not self._active():
+            return "stopped", "radio stopped during connect"
         if isinstance(e, TimeoutError):
-            return "timeout", f"connect: {describe(e)}"
+            return "timeout", describe(e)  # "connect: no answer within ..."
         if isinstance(e, BleakDeviceNotFoundError) or (
             isinstance(e, BleakError)
             and not isinstance(e, BleakDBusError)

@@ -2,7 +2,7 @@
 
 bleak 3.1 scans and connects, but has no public API to list adapters with their
 MAC address, to read whether one is powered or discovering, or to power-cycle
-one. The reset ladder needs all three (docs: /work/shared/notes/ble-hub.md,
+one. The reset ladder needs all three (ble-hub notes,
 failure modes 1-4), so this module asks bluetoothd directly over a D-Bus
 connection of its own. It never starts or stops discovery: BlueZ keys discovery
 sessions on the calling connection, so nothing done here can touch bleak's
