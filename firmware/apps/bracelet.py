@@ -1,0 +1,199 @@
+"""The bracelet: SOS button, fall detection, worn / not worn, activity.
+
+The accelerometer runs continuously into its FIFO at 50 Hz; the app reads a
+batch every second (the CPU light-sleeps in between) and streams it through
+shared.fall.FallDetector and shared.fall.Wear. Fall handling:
+
+  EV_FALL -> FALL_SUSPECTED at once (so even a bracelet broken by the fall
+             has told the hub), vibration/beeps, and a cancel window of
+             cancel_s (10-30 s, a hub setting).
+  hold the button 3 s in the window  -> FALL_CANCELLED ("I'm fine")
+  a short press in the window        -> FALL_CONFIRMED now ("I need help")
+  the window runs out                -> FALL_CONFIRMED, then shown like an SOS
+                                        (and cancellable by a long press)
+
+Outside a fall window the button is the SOS button (firmware/apps/sos.py).
+No falls are reported while charging (it is on the table). Activity summaries
+count seconds with movement per summary interval; WORN / NOT_WORN follow
+shared.fall.Wear and charging (charging = not worn). It never deep-sleeps:
+fall detection needs the sensor read every second.
+"""
+
+from array import array
+
+from firmware.apps.common import App
+from firmware.apps.sos import Sos
+from firmware.feedback import P_FALL_WINDOW, P_FAULT
+from firmware.hal import IN_BUTTON, bit
+from shared.button import EV_LONG, EV_MULTI, EV_PRESS, EV_RELEASE, Button
+from shared.compat import const
+from shared.fall import EV_FALL, EV_NOT_WORN, EV_WORN, FallDetector, Wear
+from shared.frame import (
+    F_IMU,
+    T_ACTIVITY,
+    T_FALL_CANCELLED,
+    T_FALL_SUSPECTED,
+    T_FAULT,
+    T_NOT_WORN,
+    T_WORN,
+)
+from shared.ticks import ticks_add, ticks_diff, ticks_reached
+
+RATE_HZ = const(50)
+BATCH_MS = const(1000)  # FIFO read period: 50 samples of the 128 the 1 KB FIFO holds
+FIFO_MAX = const(128)
+POLL_MS = const(10)
+IMU_RETRY_MS = const(600000)  # an IMU that did not answer is tried again every 10 min
+LONG_MS = const(3000)
+_MIN = const(60000)
+_FLAG_CHARGING = const(1)
+_FLAG_WORN = const(2)
+
+
+class BraceletApp(App):
+    kind = "bracelet"
+
+    def __init__(self, hal, cfg):
+        super().__init__(hal, cfg)
+        self.button = Button(long_ms=LONG_MS, multi_gap_ms=1000)  # as firmware/apps/button.py
+        self.sos = Sos(self)
+        self.fall = FallDetector(rate_hz=RATE_HZ)
+        self.wear = Wear(rate_hz=RATE_HZ, not_worn_ms=cfg.not_worn_min * _MIN)
+        # x, y, z milli-g, filled in place by the HAL; an array, so not in the RTC snapshot
+        self.samples = array("h", bytes(6 * FIFO_MAX))
+        self.imu_ok = False
+        self.read_at = 0
+        self.sum_at = 0
+        self.window = False
+        self.window_end = 0
+        self.susp_seq = 0
+        self.charging = False
+        self.worn = True
+        self.falls = 0
+        self.overflows = 0
+
+    def objects(self):
+        return [self.button, self.sos]
+
+    def start(self, now_ms):
+        super().start(now_ms)
+        # The IMU is (re)configured at every boot: its FIFO content is not trusted.
+        self.imu_ok = self.hal.imu_start(RATE_HZ)
+        self.read_at = ticks_add(now_ms, BATCH_MS if self.imu_ok else IMU_RETRY_MS)
+        self.sum_at = ticks_add(now_ms, self.core.settings.summary_min * _MIN)
+        if not self.imu_ok:
+            self.core.send(T_FAULT, (F_IMU << 16) | (1 << 8), now_ms)
+            self.fb.play(P_FAULT, now_ms)
+
+    def fresh(self, now_ms):
+        seq = self.core.recover_alarm(now_ms)
+        if seq:
+            self.sos.adopt(seq, self.core.type_of(seq), now_ms)
+
+    def hb_flags(self):
+        return (_FLAG_CHARGING if self.charging else 0) | (_FLAG_WORN if self.worn else 0)
+
+    def _set_worn(self, worn, now_ms):
+        if worn != self.worn:
+            self.worn = worn
+            self.core.send(T_WORN if worn else T_NOT_WORN, 0, now_ms)
+
+    def _samples(self, now_ms):
+        n = self.hal.imu_read(self.samples)
+        if n < 0:  # FIFO overflow: samples lost, the stream has a hole
+            self.overflows += 1
+            self.fall.reset()
+            return
+        period = 1000 // RATE_HZ
+        s = self.samples
+        f = self.fall
+        w = self.wear
+        for k in range(n):
+            x = s[3 * k]
+            y = s[3 * k + 1]
+            z = s[3 * k + 2]
+            ev = f.update(ticks_add(now_ms, -(n - 1 - k) * period), x, y, z) | w.update(x, y, z)
+            if ev & EV_FALL and not self.charging and not self.window:
+                self._fall(now_ms)
+            if ev & EV_WORN and not self.charging:
+                self._set_worn(True, now_ms)
+            if ev & EV_NOT_WORN:
+                self._set_worn(False, now_ms)
+
+    def _fall(self, now_ms):
+        f = self.fall
+        self.falls += 1
+        cancel_s = self.core.settings.cancel_s
+        peak = f.peak_mg // 100
+        arg = ((peak if peak < 255 else 255) << 16) | (cancel_s << 8)
+        self.susp_seq = self.core.send(T_FALL_SUSPECTED, arg, now_ms, 0, f.fall_at)
+        self.window = True
+        self.window_end = ticks_add(now_ms, cancel_s * 1000)
+        self.fb.play(P_FALL_WINDOW, now_ms, cancel_s * 1000)
+
+    def _buttons(self, now_ms, ev):
+        sos = self.sos
+        b = self.button
+        if self.window:
+            if ev & EV_LONG:  # "I'm fine"
+                self.window = False
+                self.fb.stop()
+                seq = self.core.send(T_FALL_CANCELLED, 0, now_ms, self.susp_seq)
+                sos.track_cancel(seq, now_ms)
+            elif ev & EV_RELEASE:  # a short press: "I need help" now
+                self.window = False
+                self.fb.stop()
+                sos.raise_fall(now_ms, self.susp_seq)
+            return
+        if ev & EV_PRESS:
+            sos.on_press(now_ms, b.count == 1, b.press_at)
+        if ev & EV_LONG:
+            sos.on_long(now_ms)
+        if ev & EV_MULTI:
+            sos.on_multi(now_ms)
+
+    def app_step(self, now_ms):
+        b = self.button
+        level = self.hal.input(IN_BUTTON)
+        ev = self.boot_ev | b.update(now_ms, level)
+        self.boot_ev = 0
+        self._buttons(now_ms, ev)
+        charging = self.hal.external_power()
+        if charging != self.charging:
+            self.charging = charging
+            if charging:
+                self._set_worn(False, now_ms)
+        if ticks_reached(now_ms, self.read_at):
+            if self.imu_ok:
+                self.read_at = ticks_add(now_ms, BATCH_MS)
+                self._samples(now_ms)
+            else:  # try the sensor again now and then: a loose connector, a brown-out
+                self.read_at = ticks_add(now_ms, IMU_RETRY_MS)
+                self.imu_ok = self.hal.imu_start(RATE_HZ)
+                if self.imu_ok:
+                    self.fall.reset()
+                    self.core.send(T_FAULT, F_IMU << 16, now_ms)
+        if self.window and ticks_reached(now_ms, self.window_end):
+            self.window = False
+            self.sos.raise_fall(now_ms, self.susp_seq)
+        if ticks_reached(now_ms, self.sum_at):
+            mins = self.core.settings.summary_min
+            self.sum_at = ticks_add(now_ms, mins * _MIN)
+            n = self.wear.take_active()
+            self.core.send(T_ACTIVITY, ((n if n < 0xFFFF else 0xFFFF) << 8) | mins, now_ms)
+        self.sos.step(now_ms)
+        self.wake_mask = bit(IN_BUTTON)
+        self.wake_levels = bit(IN_BUTTON)
+        if b.is_pressed or level:
+            return POLL_MS
+        d = ticks_diff(self.read_at, now_ms)
+        if self.window:
+            d = min(d, ticks_diff(self.window_end, now_ms))
+        d = min(d, ticks_diff(self.sum_at, now_ms))
+        return d if d > 0 else 0
+
+    def can_deep_sleep(self, now_ms):
+        return False
+
+    def on_ack(self, seq, mtype, status, now_ms):
+        self.sos.on_ack(seq, mtype, status, now_ms)

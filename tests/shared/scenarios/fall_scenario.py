@@ -1,0 +1,95 @@
+# Scenario: shared/fall.py on synthetic wrist signals (a fall, a slap on a table, a hard
+# sit-down while walking, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap.
+# Prints one line per event; identical on CPython and MicroPython. On MicroPython it also
+# checks that update() allocates nothing per sample (prints nothing: output stays comparable).
+import sys
+
+from shared.fall import EV_FALL, EV_IMPACT, EV_NOT_WORN, EV_REJECT, EV_WORN, FallDetector, Wear
+from shared.ticks import PERIOD, ticks_add, ticks_diff
+
+ON_MPY = sys.implementation.name == "micropython"
+T0 = PERIOD - 7000  # the tick wraps 7 s in
+
+
+def noise(k, amp):
+    x = (k * 1103515245 + 12345) & 0x7FFFFFFF
+    return (x >> 8) % (2 * amp + 1) - amp
+
+
+S = [0, 0, 0]  # the current sample, filled in place: the guest heap is never collected
+
+
+def signal(kind, t):
+    n = noise(t, 10)
+    x, y, z = n // 2, 0, 1000
+    if kind == "fall":
+        if t < 4600:
+            x, y = n + (120 if (t // 400) % 5 == 0 else 0), noise(t + 1, 10)
+        elif t < 5000:
+            x, z = n, 150
+        elif t < 5050:
+            x, y, z = 2600, 900, 3300
+        elif t < 5700:
+            x, y, z = 700 + noise(t, 700), noise(t + 3, 500), 400 + noise(t + 5, 700)
+        else:
+            x, y, z = n, 1000 + noise(t + 1, 8), noise(t + 2, 8)
+    elif kind == "slap":
+        if 3000 <= t < 3040:
+            x, y, z = 0, 300, 3800
+    elif kind == "sitdown":
+        if 3000 <= t < 3060:
+            x, y, z = 300, 200, 2800
+        else:
+            st = 300 if (t // 250) % 2 else -200
+            x, y, z = n + st // 2, noise(t + 1, 20), 1000 + st
+    else:  # table
+        x, y, z = noise(t, 4), noise(t + 1, 4), 1000 + noise(t + 2, 4)
+    S[0] = x
+    S[1] = y
+    S[2] = z
+
+
+def names(ev):
+    out = []
+    for bit, name in ((EV_IMPACT, "IMPACT"), (EV_FALL, "FALL"), (EV_REJECT, "REJECT"),
+                      (EV_WORN, "WORN"), (EV_NOT_WORN, "NOT_WORN")):
+        if ev & bit:
+            out.append(name)
+    return "+".join(out)
+
+
+def check_alloc(det, wear, rate):
+    if not ON_MPY:
+        return
+    import gc  # the test runner never collects: mem_alloc() deltas are exact
+
+    before = gc.mem_alloc()
+    for k in range(2 * rate):
+        det.update(k, 10, -20, 1000 + (k % 7))
+        wear.update(10, -20, 1000 + (k % 7))
+    used = gc.mem_alloc() - before
+    if used > 64:  # the loop itself may touch a few bytes once; per sample it must be 0
+        raise AssertionError("fall/wear allocate %d bytes over %d samples" % (used, 2 * rate))
+
+
+for rate in (25, 50, 200):
+    for kind, seconds in (("fall", 12), ("slap", 8), ("sitdown", 15)):
+        det = FallDetector(rate_hz=rate)
+        for k in range(seconds * rate):
+            t = k * 1000 // rate
+            signal(kind, t)
+            ev = det.update(ticks_add(T0, t), S[0], S[1], S[2])
+            if ev:
+                print(rate, kind, t, names(ev), "peak", det.peak_mg, "at",
+                      ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag", det.mag)
+        check_alloc(det, Wear(rate_hz=rate), rate)
+
+w = Wear(rate_hz=25, not_worn_ms=2 * 60000)
+for k in range(25 * 60 * 3):  # 3 minutes on the table, the last 20 s picked up
+    signal("table", k * 40)
+    if k >= 25 * 160:
+        S[0] += 300 if k % 25 < 4 else 0
+    ev = w.update(S[0], S[1], S[2])
+    if ev:
+        print("wear", k // 25, names(ev), "still_s", w.still_s, "active", w.active_s)
+print("wear done", w.worn, w.take_active())

@@ -1,0 +1,175 @@
+"""The simple impact-and-stillness fall detector and the worn detector (shared/fall.py)."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.fall import (
+    EV_FALL,
+    EV_IMPACT,
+    EV_NOT_WORN,
+    EV_REJECT,
+    EV_WORN,
+    R_MOVING,
+    R_POSTURE,
+    FallDetector,
+    Wear,
+    isqrt,
+)
+from shared.ticks import PERIOD, ticks_add
+
+
+def noise(k, amp):
+    x = (k * 1103515245 + 12345) & 0x7FFFFFFF
+    return (x >> 8) % (2 * amp + 1) - amp
+
+
+def run(det, signal, rate, seconds, t0=PERIOD - 3000):
+    """Feed `signal(t_ms)` at `rate`; return [(ms since start, events, fall_at offset)]."""
+    out = []
+    for k in range(seconds * rate):
+        t = k * 1000 // rate
+        x, y, z = signal(t)
+        ev = det.update(ticks_add(t0, t), x, y, z)
+        if ev:
+            out.append((t, ev, (det.fall_at - t0) % PERIOD, det.reject_reason))
+    return out
+
+
+def standing(t):
+    g = 120 if (t // 400) % 5 == 0 else 0  # arm swings
+    return (noise(t, 10) + g, noise(t + 1, 10), 1000 + noise(t + 2, 10))
+
+
+def fall_to(after_vec, at=5000, extra_impact=False):
+    def sig(t):
+        if t < at - 400:
+            return standing(t)
+        if t < at:
+            return (noise(t, 30), 0, 150)  # free fall
+        if t < at + 50:
+            return (2600, 900, 3300)  # impact ~4.3 g
+        if extra_impact and at + 400 <= t < at + 440:
+            return (-3000, 0, 2500)
+        if t < at + 700:
+            return (700 + noise(t, 700), noise(t + 3, 500), 400 + noise(t + 5, 700))
+        ax, ay, az = after_vec
+        return (ax + noise(t, 8), ay + noise(t + 1, 8), az + noise(t + 2, 8))
+
+    return sig
+
+
+@pytest.mark.parametrize("rate", [25, 50, 100, 200])
+@pytest.mark.parametrize("after", [(1000, 0, 0), (-1000, 0, 0), (0, 1000, 0), (0, 0, -1000)])
+def test_fall_is_detected_at_every_rate_and_landing_posture(rate, after):
+    det = FallDetector(rate_hz=rate)
+    evs = run(det, fall_to(after), rate, 15)
+    falls = [e for e in evs if e[1] & EV_FALL]
+    assert len(falls) == 1, evs
+    t, _ev, fall_at, _r = falls[0]
+    assert abs(fall_at - 5000) <= 1000 // rate + 1, "dated at the impact"
+    # Settle 1 s, then two quiet blocks of still_ms / 2 (whole samples: 1.44 s at 25 Hz).
+    assert 5000 + 1000 + 1400 <= t <= 5000 + 1000 + 3 * 750 + 50
+    assert det.peak_mg >= 4000
+
+
+def test_two_impacts_are_one_fall_dated_at_the_first():
+    det = FallDetector()
+    evs = run(det, fall_to((1000, 0, 0), extra_impact=True), 50, 15)
+    falls = [e for e in evs if e[1] & EV_FALL]
+    assert len(falls) == 1 and abs(falls[0][2] - 5000) <= 20
+
+
+def test_a_slap_on_the_table_is_rejected_by_posture():
+    def slap(t):
+        if 3000 <= t < 3040:
+            return (0, 300, 3800)
+        return (noise(t, 5), noise(t + 1, 5), 1000 + noise(t + 2, 5))
+
+    det = FallDetector()
+    evs = run(det, slap, 50, 10)
+    assert [e[1] for e in evs] == [EV_IMPACT, EV_REJECT]
+    assert evs[-1][3] == R_POSTURE
+
+
+def walking(t):
+    s = 300 if (t // 250) % 2 else -200  # steps: the wrist never rests
+    return (noise(t, 20) + s // 2, noise(t + 1, 20), 1000 + s)
+
+
+@pytest.mark.parametrize("then, reason", [(walking, R_MOVING), (standing, R_POSTURE)])
+def test_sitting_down_hard_then_carrying_on_is_not_a_fall(then, reason):
+    def sit(t):
+        if 3000 <= t < 3060:
+            return (300, 200, 2800)
+        return then(t)
+
+    det = FallDetector()
+    evs = run(det, sit, 50, 20)
+    assert not [e for e in evs if e[1] & EV_FALL]
+    assert evs[-1][1] == EV_REJECT and evs[-1][3] == reason
+
+
+def test_lying_down_gently_is_not_an_impact():
+    def lie(t):
+        if t < 3000:
+            return standing(t)
+        f = min(1000, (t - 3000) // 2)  # turning over 2 s
+        return (f, 0, 1000 - f)
+
+    assert run(FallDetector(), lie, 50, 10) == []
+
+
+def test_below_the_threshold_is_not_an_impact():
+    def bump(t):
+        return (0, 0, 2400) if 2000 <= t < 2040 else (0, 0, 1000)
+
+    assert run(FallDetector(impact_mg=2500), bump, 50, 5) == []
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"rate_hz": 20}, {"rate_hz": 50.0}, {"impact_mg": 900}, {"posture_deg": 47},
+     {"still_ms": 100}, {"window_ms": 1000}],
+)
+def test_config_is_checked(kw):
+    with pytest.raises(ValueError):
+        FallDetector(**kw)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.tuples(st.integers(-40000, 40000), st.integers(-40000, 40000),
+                          st.integers(-40000, 40000)), min_size=1, max_size=600),
+       st.sampled_from([25, 50, 200]))
+def test_any_stream_is_handled(samples, rate):
+    det = FallDetector(rate_hz=rate)
+    w = Wear(rate_hz=rate, not_worn_ms=60000)
+    for k, (x, y, z) in enumerate(samples):
+        ev = det.update(k, x, y, z) | w.update(x, y, z)
+        assert ev & ~(EV_IMPACT | EV_FALL | EV_REJECT | EV_WORN | EV_NOT_WORN) == 0
+        cx, cy, cz = (max(-16000, min(16000, v)) for v in (x, y, z))
+        assert det.mag == math.isqrt(cx * cx + cy * cy + cz * cz)
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.integers(0, 2**30 - 1), st.integers(-5, 70000))
+def test_isqrt(n, guess):
+    assert isqrt(n, guess) == math.isqrt(n)
+
+
+def test_wear_not_worn_after_stillness_and_worn_on_movement():
+    w = Wear(rate_hz=50, move_mg=40, not_worn_ms=10 * 60000)
+    evs = []
+    for k in range(50 * 60 * 12):  # 12 min on a table
+        ev = w.update(noise(k, 5), noise(k + 1, 5), 1000 + noise(k + 2, 5))
+        if ev:
+            evs.append((k // 50, ev))
+    assert evs == [(599, EV_NOT_WORN)] and not w.worn
+    for k in range(50 * 5):  # picked up
+        ev = w.update(200 if k % 25 < 5 else 0, 0, 1000)
+        if ev:
+            evs.append(ev)
+    assert evs[-1] == EV_WORN and w.worn
+    assert w.take_active() == 5 and w.take_active() == 0
