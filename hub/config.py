@@ -186,12 +186,7 @@ def _radio(r: _Reader) -> Radio:
 
 
 # Bounds the platform may tune within (docs/inactivity.md); keyword -> (lo, hi)
-INACTIVITY_BOUNDS = {
-    "floor_min": (30, 600),
-    "ceiling_min": (60, 3000),
-    "prealarm_min": (1, 30),
-    "away_after_min": (1, 120),
-}
+INACTIVITY_BOUNDS = contract.INACTIVITY_BOUNDS
 
 
 def _inactivity(r: _Reader) -> InactivitySettings:
@@ -201,7 +196,7 @@ def _inactivity(r: _Reader) -> InactivitySettings:
         v = r.get(k, int, None, lo=lo, hi=hi)
         if v is not None:
             vals[k] = v
-    if vals.get("floor_min", 0) > vals.get("ceiling_min", 10**9):
+    if contract.inactivity_conflict(vals):
         raise r.fail("floor_min", "must not exceed ceiling_min")
     return InactivitySettings(enabled=r.get("enabled", bool, True), values=vals)
 

@@ -338,6 +338,29 @@ SETTINGS = {  # request name -> (setting id in device acknowledgements, min, max
 }
 
 
+# The whole home's inactivity detector (docs/inactivity.md), tunable per home by the platform:
+# hub.toml [inactivity] key -> (lo, hi). A settings request names them "inactivity_<key>".
+INACTIVITY_BOUNDS = {
+    "floor_min": (30, 600),  # shortest stillness that may raise a pre-alarm
+    "ceiling_min": (60, 3000),  # longest stillness before a pre-alarm, whatever was learned
+    "default_min": (60, 3000),  # the threshold of a new home until 3 days are learned
+    "prealarm_min": (1, 30),  # "are you all right?" before the alarm
+    "away_after_min": (1, 120),  # quiet after the front door that means "gone out"
+    "away_max_min": (60, 8640),  # longest an away silences the alarm (6 days)
+    "margin_pct": (100, 400),  # learned stillness times this, plus the buffer
+    "buffer_min": (0, 360),
+    "rank": (1, 3),  # 1 = the most still day of the history, 2 = the second ...
+}
+INACTIVITY_SETTINGS = {f"inactivity_{k}": k for k in INACTIVITY_BOUNDS}
+
+
+def inactivity_conflict(values: dict[str, int]) -> str | None:
+    """What is wrong with a whole set of inactivity values beyond their own bounds, or None."""
+    if values.get("floor_min", 30) > values.get("ceiling_min", 3000):
+        return "floor_min must not exceed ceiling_min"
+    return None
+
+
 @dataclass(frozen=True)
 class Request:
     kind: str
@@ -346,6 +369,7 @@ class Request:
     ref: str | None = None  # ack: the alarm the operator acknowledged
     operator: str | None = None  # ack: who (free text, optional)
     settings: tuple[tuple[int, int], ...] = ()  # settings: (setting id, value), sorted
+    inactivity: tuple[tuple[str, int], ...] = ()  # settings: ([inactivity] key, value), sorted
 
 
 def _refuse_constant(name: str) -> Any:
@@ -456,18 +480,31 @@ def _request(kind: str, transaction: str | int, body: dict, hub_id: str) -> Requ
         s = body["settings"]
         if not isinstance(s, dict) or not s:
             raise ContractError(Result.INVALID_FORMAT, "settings must be a non-empty object")
-        pairs = []
+        pairs, home = [], []
         for name, value in s.items():
-            if name not in SETTINGS:
+            if name in SETTINGS:
+                sid, lo, hi = SETTINGS[name]
+            elif name in INACTIVITY_SETTINGS:
+                lo, hi = INACTIVITY_BOUNDS[INACTIVITY_SETTINGS[name]]
+            else:
                 raise ContractError(Result.WRONG_DATA, f"unknown setting {name[:40]!r}")
-            sid, lo, hi = SETTINGS[name]
             n = _integral(value)
             if n is None:
                 raise ContractError(Result.INVALID_FORMAT, f"{name} must be an integer")
             if not lo <= n <= hi:
                 raise ContractError(Result.WRONG_DATA, f"{name} must be in {lo}..{hi}")
-            pairs.append((sid, n))
-        return Request(kind, transaction, device_id=device, settings=tuple(sorted(pairs)))
+            if name in SETTINGS:
+                pairs.append((sid, n))
+            else:
+                home.append((INACTIVITY_SETTINGS[name], n))
+        if home and device is not None:
+            raise ContractError(Result.WRONG_DATA,
+                                "inactivity settings are for the whole home: omit device")
+        conflict = inactivity_conflict(dict(home))
+        if conflict:
+            raise ContractError(Result.WRONG_DATA, conflict)
+        return Request(kind, transaction, device_id=device, settings=tuple(sorted(pairs)),
+                       inactivity=tuple(sorted(home)))
     if kind in ("identify", "test"):
         return Request(kind, transaction, device_id=_device(body, required=True))
     return Request(kind, transaction)  # list_devices

@@ -14,12 +14,18 @@ Inputs to the detector:
   home (out of range: gone out).
 The detector's state is saved to the store every few minutes and at shutdown,
 so its learned history survives restarts.
+
+The platform may tune the detector of this home within contract.INACTIVITY_BOUNDS through a
+settings request (`tune`): the running detector takes the new settings at once and keeps its
+learned history; the values are stored and win over hub.toml's at the next start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
+from hub import contract
 from hub import events as E
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F
@@ -35,9 +41,13 @@ _PRESS_TYPES = (F.T_SOS, F.T_TEST, F.T_SOS_CANCEL, F.T_FALL_CANCELLED)
 
 def detector_kwargs(values: dict[str, int]) -> dict[str, int]:
     """hub.toml [inactivity] minutes -> shared.inactivity keyword arguments (ms)."""
-    names = {"floor_min": "floor_ms", "ceiling_min": "ceiling_ms",
-             "prealarm_min": "prealarm_ms", "away_after_min": "away_after_ms"}
-    return {names[k]: v * 60_000 for k, v in values.items() if k in names}
+    out = {}
+    for k, v in values.items():
+        if k.endswith("_min"):
+            out[k[:-4] + "_ms"] = v * 60_000
+        elif k in ("margin_pct", "rank"):
+            out[k] = v
+    return out
 
 
 class HomeWatch:
@@ -50,10 +60,10 @@ class HomeWatch:
         self.bracelet_absent_ms = bracelet_absent_min * 60_000
         self._away_fed = False
         self.detector: I.Inactivity | None = None
+        self.tuned: dict[str, int] = {}  # values the platform set (stored), over hub.toml's
         if cfg.inactivity.enabled:
-            kw = detector_kwargs(cfg.inactivity.values)
-            # With a bracelet, its absence says "away"; a door alone must not (shared/inactivity)
-            kw["door_away"] = not self.bracelets
+            self.tuned = self._stored_tuning()
+            kw = self._kwargs()
             self.prealarm_ms = kw.get("prealarm_ms", 600_000)
             blob = store.get_state("inactivity")
             try:
@@ -66,6 +76,58 @@ class HomeWatch:
         self.prealarm_until: int | None = None
         self._saved_at = now_ms
         self.offline: set[int] = set()
+
+    # -- settings -------------------------------------------------------------------------
+    def settings(self) -> dict[str, int]:
+        """The [inactivity] values in force: hub.toml's, then the platform's over them."""
+        return {**self.cfg.inactivity.values, **self.tuned}
+
+    def _kwargs(self) -> dict:
+        kw = detector_kwargs(self.settings())
+        # With a bracelet, its absence says "away"; a door alone must not (shared/inactivity)
+        kw["door_away"] = not self.bracelets
+        return kw
+
+    def _stored_tuning(self) -> dict[str, int]:
+        blob = self.store.get_state("inactivity_settings")
+        if not blob:
+            return {}
+        try:
+            vals = json.loads(blob)
+            ok = isinstance(vals, dict) and all(
+                k in contract.INACTIVITY_BOUNDS and type(v) is int
+                and contract.INACTIVITY_BOUNDS[k][0] <= v <= contract.INACTIVITY_BOUNDS[k][1]
+                for k, v in vals.items())
+            if ok and not contract.inactivity_conflict({**self.cfg.inactivity.values, **vals}):
+                return vals
+        except ValueError:
+            pass
+        log.error("stored inactivity settings are unusable: using hub.toml's")
+        return {}
+
+    def tune(self, values: dict[str, int], now: int) -> str | None:
+        """Apply the platform's inactivity settings (each within its bounds) to the running
+        detector, keeping its learned history; store them. Returns why not, or None."""
+        if self.detector is None:
+            return "inactivity detection is disabled on this hub"
+        tuned = {**self.tuned, **values}
+        conflict = contract.inactivity_conflict({**self.cfg.inactivity.values, **tuned})
+        if conflict:
+            return conflict
+        self._feed(self.detector.tick(now & _TICKS, self._tod()), now)  # bring it up to now
+        old, self.tuned = self.tuned, tuned
+        try:
+            det = I.Inactivity.from_bytes(self.detector.to_bytes(), now & _TICKS,
+                                          **self._kwargs())
+        except ValueError as e:
+            self.tuned = old
+            return str(e)
+        self.detector = det
+        self.prealarm_ms = self._kwargs().get("prealarm_ms", 600_000)
+        self.store.put_state("inactivity_settings", json.dumps(tuned, sort_keys=True).encode())
+        self.save(now)
+        log.info("inactivity settings tuned by the platform: %s", values)
+        return None
 
     # -- inputs ---------------------------------------------------------------------------
     def seen(self, dev_id: int, now: int) -> None:

@@ -44,6 +44,10 @@ log = logging.getLogger("carebeacon.hub")
 
 RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
 ALARM_TYPES = ("manual_alarm", "automatic_alarm")
+# Refill the uplink only when fewer events than this are in flight: pump() reads the pending
+# queue (O(pending)), so pumping after every PUBACK made draining a long outage's backlog
+# quadratic (2000 alarms: a minute of CPU with the event loop blocked, radio unheard).
+PUMP_LOW_WATER = 50
 
 
 class Clock:
@@ -328,7 +332,8 @@ class HubCore:
             self.repeat_until[ref] = now + self.alarm_repeat_for_ms
         if ev is not None and ev.device_id != HUB_SELF:
             self._ack_if_near(ref, F.ACK_DELIVERED)
-        self.pump()
+        if len(self.in_flight) < PUMP_LOW_WATER:
+            self.pump()
 
     @staticmethod
     def _is_alarm(payload: str) -> bool:

@@ -40,14 +40,27 @@ def _ack(core, req: Request):
 
 
 def _settings(core, req: Request):
+    """Device settings travel with each device's next acknowledgement; inactivity settings
+    (the whole home's) apply to the hub's detector at once, or none do."""
     targets = [req.device_id] if req.device_id is not None else list(core.cfg.devices)
     for d in targets:
         if d not in core.cfg.devices:
             return Result.WRONG_DATA, f"unknown device {d:08x}", None
+    if req.inactivity:
+        if core.home.detector is None:
+            return Result.NOT_TREATED, "inactivity detection is disabled on this hub", None
+        why = core.home.tune(dict(req.inactivity), core.clock.mono_ms())
+        if why:
+            return Result.WRONG_DATA, why, None
+        if not req.settings:
+            return Result.OK, "applied to the home's inactivity detector", {
+                "inactivity": core.home.settings()}
     for d in targets:
         core.devices[d].settings.update(dict(req.settings))
-    return Result.OK, "sent with each device's next acknowledgement", {
-        "devices": [contract.device_hex(d) for d in targets]}
+    data: dict = {"devices": [contract.device_hex(d) for d in targets]}
+    if req.inactivity:
+        data["inactivity"] = core.home.settings()
+    return Result.OK, "sent with each device's next acknowledgement", data
 
 
 def _test(core, req: Request):

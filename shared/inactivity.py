@@ -108,6 +108,7 @@ _HALF_DAY = const(43_200_000)  # roll-over rounding: steps < 12 h never roll
 _MIN = const(60_000)
 _HOUR = const(3_600_000)
 _MAX_CEIL = const(180_000_000)  # 50 h: commercial inactivity periods go to 50 h
+_MAX_AWAY = const(518_400_000)  # 6 days: below the saturation of still_ms (~6.2 days)
 _NO_CAP = const(0x20000000)  # above any still_ms (MAX_DIFF): learn all of it
 
 
@@ -130,6 +131,7 @@ class Inactivity:
         default_ms=43_200_000,  # 12 h: commercial fixed period, above a night
         prealarm_ms=600_000,  # 10 min: commercial spoken pre-alarm 5-10 min
         away_after_ms=600_000,  # 10 min without a sign of life after a door
+        away_max_ms=86_400_000,  # 24 h: no away silences the alarm for longer
         door_away=True,  # False: only SRC_AWAY (bracelet) means away
         days=14,  # history depth: two of each weekday
         min_days=3,  # days of history before the learned threshold is used
@@ -144,6 +146,7 @@ class Inactivity:
         self._default = _arg("default_ms", default_ms, _MIN, _MAX_CEIL)
         self._pre = _arg("prealarm_ms", prealarm_ms, 0, 30 * _MIN)
         self._away_after = _arg("away_after_ms", away_after_ms, _MIN, 2 * _HOUR)
+        self._away_max = _arg("away_max_ms", away_max_ms, _HOUR, _MAX_AWAY)
         if door_away is not True and door_away is not False:
             raise ValueError("door_away must be True or False, got %r" % (door_away,))
         self._door_away = door_away
@@ -262,7 +265,11 @@ class Inactivity:
 
     def _check(self):
         ev = 0
-        if self.state == ST_IDLE:
+        if self.state == ST_AWAY and self.still_ms >= self._away_max:
+            self.state = ST_PREALARM  # away too long: a guess must not silence forever
+            self._pre_at = self.still_ms
+            ev = EV_PREALARM
+        elif self.state == ST_IDLE:
             if self._armed and self._away_left == 0:
                 self._go_away()
                 return EV_AWAY

@@ -280,7 +280,7 @@ def test_floor_and_ceiling_clamp_the_threshold():
 
 
 def test_door_after_movement_then_quiet_goes_away_and_suppresses():
-    home = Home(days=3)
+    home = Home(days=3, away_max_ms=144 * H)
     home.at(10 * H, SRC_MOTION)
     home.at(10 * H + M, SRC_DOOR)  # opened
     home.at(10 * H + 2 * M, SRC_DOOR)  # closed: restarts the wait
@@ -292,6 +292,29 @@ def test_door_after_movement_then_quiet_goes_away_and_suppresses():
     assert home.det.state == ST_IDLE and home.det.still_ms == 0
     h, _ = history(home.det)
     assert all(b == 0xFF for b in h[: 2 * 96])  # the away days were not learned
+
+
+def test_away_never_silences_for_longer_than_away_max():
+    # a collapse just after the door looks like leaving: the alarm still comes, at
+    # away_max_ms of stillness (default 24 h), and the away time is never learned
+    home = Home(days=3)
+    home.at(10 * H, SRC_MOTION)
+    home.at(10 * H + M, SRC_DOOR)
+    home.idle(10 * H + 12 * M)
+    assert home.det.state == ST_AWAY
+    home.idle(DAY + 11 * H, step=M)
+    assert home.first(EV_PREALARM) == DAY + 10 * H
+    assert home.first(EV_ALARM) == DAY + 10 * H + 10 * M
+    assert home.at(DAY + 11 * H + M, SRC_MOTION) == EV_CLEARED
+    h, _ = history(home.det)
+    slots = [h[i] | h[i + 1] << 8 for i in range(0, len(h), 2)]
+    assert max(v for v in slots if v != NO_DATA) <= 600  # only the 10 h before the door
+    # with a bracelet (explicit away) too: a flat battery must not silence forever
+    home = Home(door_away=False, away_max_ms=2 * H)
+    home.at(0, SRC_MOTION)
+    home.at(M, SRC_AWAY)
+    home.idle(3 * H)
+    assert home.first(EV_PREALARM) == 2 * H and home.det.state == ST_ALARM
 
 
 def test_movement_after_the_door_cancels_away():
@@ -393,6 +416,8 @@ def test_stillness_saturates_and_negative_steps_count_as_zero():
         ("prealarm_ms", 31 * M),
         ("away_after_ms", 0),
         ("away_after_ms", 3 * H),
+        ("away_max_ms", H - 1),
+        ("away_max_ms", 144 * H + 1),
         ("door_away", 1),
         ("days", 0),
         ("days", 57),
@@ -497,6 +522,7 @@ def configs(draw):
         "default_ms": draw(st.sampled_from([M, 20 * M, 12 * H])),
         "prealarm_ms": draw(st.sampled_from([0, M, 10 * M])),
         "away_after_ms": draw(st.sampled_from([M, 10 * M])),
+        "away_max_ms": draw(st.sampled_from([H, 24 * H, 144 * H])),
         "door_away": draw(st.booleans()),
         "days": days,
         "min_days": min_days,
