@@ -113,6 +113,13 @@ class HubCore:
         self.hub_seq = int.from_bytes(blob, "big") if blob else 0
         now = self.clock.mono_ms()
         self.home = HomeWatch(cfg, store, now, self)
+        # a restarted hub resumes repeating the alarms no operator has acknowledged yet
+        wall = self.clock.wall_ms()
+        for ev in store.awaiting_help(wall - self.alarm_repeat_for_ms):
+            if self._is_alarm(ev.payload_json):
+                self.repeat_at[ev.ref] = now + self.alarm_repeat_ms
+                self.repeat_until[ev.ref] = now + self.alarm_repeat_for_ms - (
+                    wall - (ev.delivered_ms or wall))
 
     # -- frames ---------------------------------------------------------------------------
     @staticmethod

@@ -265,6 +265,11 @@ class Store:
             rows = self._rows(disk.BY_REF_SQL, (ref,))
             return rows[0] if rows else None
 
+    def awaiting_help(self, since_ms: int) -> list[Event]:
+        """Alarm-class events delivered at or after `since_ms` that no operator acknowledged."""
+        with self._lock:
+            return self._rows(disk.AWAITING_HELP_SQL, (since_ms,))
+
     def status_of(self, device_id: int, seq: int) -> int | None:
         """The acknowledgement status for a repeated frame (ACK_STORED/DELIVERED/HELP), or
         None: unknown, or held in memory and not delivered yet (do not acknowledge)."""

@@ -33,6 +33,9 @@ PROMOTED_SQL = (
     "SELECT %s FROM json_each(?) AS j JOIN events AS e ON e.device_id = CAST(j.key AS INTEGER)"
     " AND e.state = 0 AND e.id <= j.value ORDER BY e.id" % _E_COLUMNS
 )
+# alarms the platform's broker confirmed and no operator acknowledged yet, newest window only
+AWAITING_HELP_SQL = ("SELECT %s FROM events WHERE state = 1 AND alarm = 1 AND delivered_ms >= ?"
+                     " ORDER BY id" % EVENT_COLUMNS)
 BY_REF_SQL = "SELECT %s FROM events WHERE ref = ?" % EVENT_COLUMNS
 
 

@@ -329,3 +329,16 @@ def test_requests_about_unknown_things_get_error_results(home):
     assert res[1][2] == contract.Result.WRONG_DATA
     assert res[2][2] == contract.Result.WRONG_DATA
     assert res[3][2] == 0 and [d["id"] for d in res[3][4]["devices"]] == ["0000a1b2", "0000c3d4"]
+
+
+def test_a_restarted_hub_keeps_repeating_unacknowledged_alarms(home):
+    home.send(0xA1B2, F.T_SOS)
+    ref = home.pub.events[0][0]
+    home.core.on_delivered(ref)
+    home.restart()
+    home.clock.advance(301_000)
+    home.core.tick()
+    assert [r for r, _ in home.pub.events].count(ref) == 2
+    home.core.on_request(contract.Request("ack", 9, ref=ref))
+    home.restart()
+    assert ref not in home.core.repeat_at
