@@ -61,6 +61,10 @@ Design
   door, so a resident who comes in and collapses before any PIR sees them
   is still caught; a door alone never re-arms away from there (no sign of
   life before it). Set `door_away=False` when the bracelet reports absence.
+- Away is a guess (a collapse just after using the door looks like leaving; a
+  bracelet out of range may have a flat battery): once still_ms reaches
+  `away_max_ms` while away, the pre-alarm and the alarm follow as at home. The
+  away period is still not learned; a sign of life clears as usual.
 - Persistence: to_bytes() stores the state relative to the last call (no
   ticks) plus the history and an Adler-32; from_bytes(data, now_ms,
   **config) restores it as if the last call had been at now_ms (time while
@@ -73,11 +77,13 @@ floor 30 min and ceiling 50 h (commercial units: configurable 30 min-50 h);
 default_ms 12 h until 3 days are learned (commercial fixed periods are
 12-14 h: above a long night, so the first nights do not false-alarm);
 pre-alarm 10 min (commercial spoken pre-alarm 5-10 min); away after 10 min;
+away at most 24 h (an elder rarely stays out overnight unannounced);
 14 days of history (two of each weekday, 1344 bytes); rank 1 (the most
 still day: a once-a-fortnight lie-in is normal), margin 120 %, buffer
 30 min: with daytime gaps up to 1 h that alarms about 2 h after a daytime
 collapse; +-2 bins (+-1 h): a morning up to about an hour later than any in
 the history does not alarm (with +-1 bin, 30 min later already would).
+Checked on real homes by bench/inactivity_eval.py; results in docs/inactivity.md.
 """
 
 from shared.compat import const
