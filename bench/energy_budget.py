@@ -30,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware import board as boards  # noqa: E402
-from firmware import config as configs  # noqa: E402
+from firmware import (  # noqa: E402 (after the sys.path line above)
+    board as boards,
+    config as configs,
+)
 from firmware.apps.bracelet import BraceletApp  # noqa: E402
 from firmware.apps.button import ButtonApp  # noqa: E402
 from firmware.apps.pir import PirApp  # noqa: E402

@@ -52,8 +52,7 @@ def _blink_error(board):
 
 def load():
     """(cfg, board) or None after telling the console what is wrong."""
-    from firmware import board as boards
-    from firmware import config as configs
+    from firmware import board as boards, config as configs
 
     try:
         cfg = configs.load(CONFIG)

@@ -25,11 +25,9 @@ from __future__ import annotations
 import json
 import logging
 
-from hub import contract
-from hub import events as E
+from hub import contract, events as E
 from hub.supervision import OFFLINE, ONLINE, Supervisor
-from shared import frame as F
-from shared import inactivity as I
+from shared import frame as F, inactivity as I
 
 log = logging.getLogger("carebeacon.home")
 

@@ -31,8 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from hub import contract
-from hub import events as E
+from hub import contract, events as E
 from hub.config import Config, Device
 from hub.home import HomeWatch
 from hub.store import Record, Store

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from hub import contract
-from hub import events as E
+from hub import contract, events as E
 from hub.contract import Request, Result
 from hub.store_types import HELP
 

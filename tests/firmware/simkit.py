@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firmware import board as boards
-from firmware import config as configs
+from firmware import board as boards, config as configs
 from firmware.apps.bracelet import BraceletApp
 from firmware.apps.button import ButtonApp
 from firmware.apps.pir import PirApp

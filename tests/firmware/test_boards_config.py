@@ -6,8 +6,7 @@ import json
 import pytest
 from simkit import KEY, REPO
 
-from firmware import board as boards
-from firmware import config as configs
+from firmware import board as boards, config as configs
 
 BOARD_FILES = sorted((REPO / "boards").glob("*.json"))
 

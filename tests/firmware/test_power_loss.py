@@ -1,8 +1,7 @@
 """Power loss at any moment never repeats a sequence number and never loses an alarm."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from simkit import MIN, SEC, Rig
 
 from firmware.hal import WAKE_WATCHDOG

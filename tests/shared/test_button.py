@@ -1,8 +1,7 @@
 """Button: debounce, press/release pairing, long, multi, stuck; wrap-safe, never crashes."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.button import (
     EV_LONG,

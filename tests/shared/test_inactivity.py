@@ -4,8 +4,7 @@ import random
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from shared import inactivity as ina
 from shared.inactivity import (

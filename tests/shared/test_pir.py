@@ -1,8 +1,7 @@
 """PIR: warm-up, lock-out, motion, summaries, stuck, silent, after-still; wrap-safe."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.pir import (
     EV_AFTER_STILL,

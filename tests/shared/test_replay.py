@@ -1,7 +1,6 @@
 """The receiver's replay window: no accepted sequence number is ever accepted twice."""
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from shared.replay import R_DUPLICATE, R_NEW, R_TOO_OLD, ReplayWindow
 

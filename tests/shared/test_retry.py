@@ -1,8 +1,7 @@
 """The retry schedule: a fast burst, then bounded backoff, deterministic, wrap-safe."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.retry import Retry
 from shared.ticks import PERIOD, ticks_add, ticks_diff

@@ -1,8 +1,7 @@
 """Sequence numbers from committed blocks: never repeated, whatever the power does."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.seqblock import SEQ_MAX, SeqBlock
 

@@ -1,7 +1,6 @@
 """Tick arithmetic agrees with the plain modular definition everywhere."""
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from shared.ticks import PERIOD, ticks_add, ticks_diff, ticks_reached
 

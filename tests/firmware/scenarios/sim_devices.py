@@ -4,8 +4,7 @@
 # and a PIR (warm-up, motion, summary) on one hub double, across the tick wrap.
 import sys
 
-from firmware import board as boards
-from firmware import config as configs
+from firmware import board as boards, config as configs
 from firmware.apps.button import ButtonApp
 from firmware.apps.pir import PirApp
 from firmware.hal import IN_BUTTON, IN_PIR
