@@ -1,5 +1,6 @@
 """Fixtures shared by every test. Runtime helpers live in tests/mpy_runtime.py."""
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -35,3 +36,29 @@ def micropython():
 def cpython():
     """`cpython(code_or_script_path, args=...)` -> stdout of a fresh CPython subprocess."""
     return mpy_runtime.run_cpython
+
+
+@pytest.fixture
+def system_bus(monkeypatch: pytest.MonkeyPatch):
+    """A private dbus-daemon standing in for the system bus; bleak finds it through the env."""
+    from hil.sim.dbus_session import PrivateSystemBus
+
+    with PrivateSystemBus() as bus:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+        yield bus
+
+
+@pytest.fixture
+def run(system_bus):
+    """run(body, timeout=15, **double_options): await body(double) with a BlueZ double serving
+    the private bus, in a fresh event loop (bleak keeps one BlueZ manager per loop)."""
+    from hil.sim.bluez import BlueZDouble
+
+    def runner(body, timeout: float = 15.0, **opts):
+        async def main():
+            async with BlueZDouble(system_bus.address, **opts) as bz:
+                return await asyncio.wait_for(body(bz), timeout)
+
+        return asyncio.run(main())
+
+    return runner

@@ -14,9 +14,6 @@ from a marker device afterwards and waiting for that one.
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 from bleak import BleakAdapter, BleakClient, BleakScanner
@@ -31,9 +28,9 @@ from bleak.exc import (
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from bluez_testing import eventually
 from hil.sim.bluez import AttError, BlueZDouble
 from hil.sim.bluez_gatt import ACK_CHARACTERISTIC_UUID, CAREBEACON_SERVICE_UUID
-from hil.sim.dbus_session import PrivateSystemBus
 from shared.frame import COMPANY_ID, build_adv
 
 pytestmark = pytest.mark.timeout(20)
@@ -48,25 +45,6 @@ def frame(n: int) -> bytes:
     return bytes([0x10]) + n.to_bytes(4, "big") + bytes(19)
 
 
-@pytest.fixture
-def system_bus(monkeypatch: pytest.MonkeyPatch):
-    with PrivateSystemBus() as bus:
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
-        yield bus
-
-
-@pytest.fixture
-def run(system_bus: PrivateSystemBus):
-    """run(body, **double_options): body(double) in a fresh event loop, bounded by a timeout."""
-
-    def runner(body: Callable[[BlueZDouble], Awaitable[Any]], timeout: float = 10.0, **opts: Any):
-        async def main() -> Any:
-            async with BlueZDouble(system_bus.address, **opts) as bz:
-                return await asyncio.wait_for(body(bz), timeout)
-
-        return asyncio.run(main())
-
-    return runner
 
 
 class Detections:
@@ -122,16 +100,6 @@ async def bluez_call(member: str, path: str, iface: str, sig: str = "", body=())
         bus.disconnect()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 2.0) -> None:
-    """Poll ``check`` (sync or async) until true: for state updated by messages in flight."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.005)
 
 
 async def adapter_missing() -> bool:
@@ -478,3 +446,4 @@ def test_device_object_expires_and_stale_bledevice_is_not_found(run) -> None:
             await BleakClient(device).connect()
 
     run(body, temporary_timeout_s=0.2)
+

@@ -9,19 +9,17 @@ retry waits are shrunk (FastRadio) so that silence, restarts and resets happen i
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bleak import BleakAdapter
 
+from bluez_testing import eventually
 from hil.sim.bluez import AttError, BlueZDouble
 from hil.sim.bluez_gatt import ACK_CHARACTERISTIC_UUID, CAREBEACON_SERVICE_UUID
-from hil.sim.dbus_session import PrivateSystemBus
 from hub.radio import ACK_UUID, SERVICE_UUID, Radio, RadioHealth
 from hub.radio_bluez import bounded
 from shared.frame import COMPANY_ID
@@ -56,25 +54,6 @@ class FastRadio(Radio):
     }
 
 
-@pytest.fixture
-def system_bus(monkeypatch: pytest.MonkeyPatch):
-    with PrivateSystemBus() as bus:
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
-        yield bus
-
-
-@pytest.fixture
-def run(system_bus: PrivateSystemBus):
-    """run(body, **double_options): body(double) in a fresh event loop, bounded by a timeout."""
-
-    def runner(body: Callable[[BlueZDouble], Awaitable[Any]], timeout: float = 15.0, **opts: Any):
-        async def main() -> Any:
-            async with BlueZDouble(system_bus.address, **opts) as bz:
-                return await asyncio.wait_for(body(bz), timeout)
-
-        return asyncio.run(main())
-
-    return runner
 
 
 @pytest.fixture
@@ -87,15 +66,6 @@ def warnings(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.01)
 
 
 class Heard:
