@@ -128,9 +128,11 @@ def _block(dev: C.Device) -> str:
             f"entrance = {'true' if dev.entrance else 'false'}\n")
 
 
-def _secrets_path(cfg_path: Path, args) -> Path:
-    if args.secrets:
-        return Path(args.secrets)
+def secrets_path(cfg_path: Path, secrets_file: str | Path | None = None) -> Path:
+    """The secrets file of a hub.toml: the one given, else its `secrets_file`, else
+    secrets.toml next to it."""
+    if secrets_file:
+        return Path(secrets_file)
     import tomllib
 
     name = tomllib.loads(cfg_path.read_text()).get("secrets_file", "secrets.toml")
@@ -146,24 +148,40 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def cmd_device_add(args) -> int:
-    cfg = _load(args)
-    if not re.fullmatch(r"[0-9a-fA-F]{8}", args.id) or int(args.id, 16) == 0:
-        raise C.ConfigError(f"device id {args.id!r}: 8 hex digits, not 00000000")
-    dev = C.Device(id=int(args.id, 16), kind=args.kind, room=args.room, location=args.location,
-                   elder=args.elder, heartbeat_min=args.heartbeat_min, entrance=args.entrance)
+def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", location: str = "",
+               elder: str = "", heartbeat_min: int = 60, entrance: bool = False,
+               key: str | None = None, secrets_file: str | Path | None = None,
+               ) -> tuple[C.Device, str, Path]:
+    """Add a device to hub.toml and its key to the secrets file (generated with a
+    cryptographic random source unless given). Returns (device, key hex, secrets path);
+    raises ConfigError on any problem, before anything is written when it can."""
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", id_hex) or int(id_hex, 16) == 0:
+        raise C.ConfigError(f"device id {id_hex!r}: 8 hex digits, not 00000000")
+    if kind not in C.KINDS:
+        raise C.ConfigError(f"device kind {kind!r}: one of {', '.join(C.KINDS)}")
+    dev = C.Device(id=int(id_hex, 16), kind=kind, room=room, location=location,
+                   elder=elder, heartbeat_min=heartbeat_min, entrance=entrance)
     if dev.id in cfg.devices:
         raise C.ConfigError(f"{cfg.path}: device {dev.hex} is already configured")
-    key = args.key or secrets.token_hex(16)
+    key = key or secrets.token_hex(16)
     if not re.fullmatch(r"[0-9a-fA-F]{32}", key):
         raise C.ConfigError("--key must be 32 hex digits (128 bits)")
-    sec = _secrets_path(cfg.path, args)
+    sec = secrets_path(cfg.path, secrets_file)
     text = sec.read_text() if sec.exists() else "[keys]\n"
     if "[keys]" not in text:
         text += "\n[keys]\n"
     _write_private(sec, text.rstrip("\n") + f'\n"{dev.hex}" = "{key.lower()}"\n')
     cfg.path.write_text(cfg.path.read_text().rstrip("\n") + "\n" + _block(dev))
     C.load(cfg.path, sec)  # prove the result loads
+    return dev, key.lower(), sec
+
+
+def cmd_device_add(args) -> int:
+    cfg = _load(args)
+    dev, _key, sec = add_device(
+        cfg, args.id, args.kind, room=args.room, location=args.location, elder=args.elder,
+        heartbeat_min=args.heartbeat_min, entrance=args.entrance, key=args.key,
+        secrets_file=args.secrets)
     print(f"added {dev.kind} {dev.hex} in {dev.room or 'no room'}; key stored in {sec}"
           f"{'' if args.key else ' (generated: provision the device with it)'}")
     print("restart the hub to pick it up: systemctl restart carebeacon-hub")
@@ -177,22 +195,31 @@ def _remove_block(text: str, hexid: str) -> tuple[str, bool]:
     return "".join(keep), len(keep) != len(blocks)
 
 
+def remove_device(cfg: C.Config, hexid: str, *, secrets_file: str | Path | None = None) -> bool:
+    """Remove a device and its key; False if hub.toml has no such device."""
+    hexid = hexid.lower()
+    text, found = _remove_block(cfg.path.read_text(), hexid)
+    if not found:
+        return False
+    cfg.path.write_text(text)
+    sec = secrets_path(cfg.path, secrets_file)
+    s = re.sub(rf'(?mi)^"{hexid}"\s*=.*\n?', "", sec.read_text())
+    _write_private(sec, s)
+    C.load(cfg.path, sec)
+    return True
+
+
 def cmd_device_remove(args) -> int:
     cfg = _load(args)
     hexid = args.id.lower()
-    text, found = _remove_block(cfg.path.read_text(), hexid)
-    if not found:
+    if not _remove_block(cfg.path.read_text(), hexid)[1]:
         print(f"{cfg.path}: no device {hexid}", file=sys.stderr)
         return 1
     if not args.yes and sys.stdin.isatty():
         if input(f"remove device {hexid} and its key? [y/N] ").strip().lower() != "y":
             print("nothing changed")
             return 1
-    cfg.path.write_text(text)
-    sec = _secrets_path(cfg.path, args)
-    s = re.sub(rf'(?mi)^"{hexid}"\s*=.*\n?', "", sec.read_text())
-    _write_private(sec, s)
-    C.load(cfg.path, sec)
+    remove_device(cfg, hexid, secrets_file=args.secrets)
     print(f"removed {hexid}; restart the hub: systemctl restart carebeacon-hub")
     return 0
 

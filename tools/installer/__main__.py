@@ -1,0 +1,5 @@
+import sys
+
+from tools.installer.cli import main
+
+sys.exit(main())
