@@ -59,7 +59,8 @@ def _settings(core, req: Request):
     data: dict = {"devices": [contract.device_hex(d) for d in targets]}
     if req.inactivity:
         data["inactivity"] = core.home.settings()
-    return Result.OK, "sent with each device's next acknowledgement", data
+    # accepted, in force once each device next reports (docs/mqtt.md: result 4, hold)
+    return Result.HOLD, "devices get it at their next contact", data
 
 
 def _test(core, req: Request):

@@ -119,7 +119,7 @@ def test_floor_above_the_ceiling_in_force_is_refused_and_nothing_changes(home, s
 def test_device_and_inactivity_settings_in_one_request(home, schemas):
     result, _, data = ask(home, {"transaction": "m", "settings": {
         "activity_interval": 10, "inactivity_buffer_min": 45}}, schemas)
-    assert result == Result.OK and data["inactivity"]["buffer_min"] == 45
+    assert result == Result.HOLD and data["inactivity"]["buffer_min"] == 45
     assert home.core.home.detector._buffer == 45 * MIN
     assert home.core.devices[0xC3D4].settings  # queued for the devices as before
 

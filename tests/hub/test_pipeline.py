@@ -308,7 +308,7 @@ def test_platform_settings_reach_devices_in_acknowledgements(home):
     req = contract.Request("settings", "t1", device_id=0xC3D4,
                            settings=((F.S_SUMMARY_MIN, 10),))
     home.core.on_request(req)
-    assert home.pub.responses[-1][2] == 0
+    assert home.pub.responses[-1][2] == contract.Result.HOLD  # in force at next contact
     home.send(0xC3D4, F.T_HEARTBEAT)
     first = home.last_ack(0xC3D4)
     home.core.ack_written(0xC3D4, first.setting, True)

@@ -1,0 +1,257 @@
+"""How fast, how big and how idle is the hub?
+
+    .venv/bin/python bench/hub_latency.py [--frames 300] [--burst 1000] [--idle-s 20]
+                                          [--devices 3] [--dir DIR]
+
+Prints, from one run against one local mosquitto (mutual TLS, the test broker of
+hil/sim/broker.py):
+  frame -> PUBACK     HubCore + Store (synchronous=FULL) + the real Uplink: from the
+                      HubCore.on_frame call to HubCore.on_delivered, frames fed directly
+                      (no BLE), one at a time; p50 / p99
+  bare round trip     a plain paho QoS 1 publish of an event-sized payload -> PUBACK
+  one FULL commit     Store.add of one record (the fsync every alarm pays before STORED)
+  ratio and goal      hub p50 <= 1.5 x bare p50 + one commit
+  burst               N alarms fed at once -> all delivered: events/s
+  memory, idle CPU    a real `python -m hub run` with the BlueZ double and a few devices
+                      (each sent one SOS first): VmRSS from /proc/<pid>/status (goal <= 40 MB)
+                      and utime+stime over --idle-s (goal <= 1 % of a core)
+Figures only: this is not a test (tests/hub/test_bench_smoke.py checks it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (REPO, REPO / "tests" / "hub"):  # the e2e helpers: the air, the hub process
+    sys.path.insert(0, str(_p))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from e2e_home import DeviceSpec, Home, Platform  # noqa: E402
+
+from hil.sim.broker import Broker  # noqa: E402
+from hub.config import load  # noqa: E402
+from hub.daemon import uplink_config  # noqa: E402
+from hub.pipeline import HubCore  # noqa: E402
+from hub.store import Record, Store  # noqa: E402
+from hub.uplink import Uplink  # noqa: E402
+from shared import frame as F  # noqa: E402
+
+HUB, COUNTY = "hub-a", "bench-county"
+RSS_GOAL_MB, CPU_GOAL_PCT = 40.0, 1.0
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+def figures(xs: list[float]) -> str:
+    return "p50 %7.3f ms  p99 %7.3f ms" % (pct(xs, 50) * 1e3, pct(xs, 99) * 1e3)
+
+
+def hub_config(d: Path, broker: Broker, keys: dict[int, bytes]):
+    f = broker.tls(HUB)
+    (d / "hub.toml").write_text("\n".join([
+        "[hub]", f'id = "{HUB}"', f'county = "{COUNTY}"', 'household = "hh-bench"',
+        'data_dir = "data"', "[platform]", f'url = "mqtts://{broker.host}:{broker.port}"',
+        f'ca_file = "{f.ca}"', f'cert_file = "{f.cert}"', f'key_file = "{f.key}"',
+        "[inactivity]", "enabled = false",
+        *[f'[[devices]]\nid = "{k:08x}"\nkind = "button"' for k in keys]]) + "\n")
+    fd = os.open(d / "secrets.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("[keys]\n" + "".join(f'"{k:08x}" = "{v.hex()}"\n' for k, v in keys.items()))
+    cfg = load(d / "hub.toml")
+    cfg.data_dir.mkdir(exist_ok=True)
+    return cfg
+
+
+async def core_figures(cfg, keys: dict[int, bytes], frames: int, burst: int):
+    """(latencies of single frames in s, burst seconds) through HubCore + Store + Uplink."""
+    loop = asyncio.get_running_loop()
+    sent: dict[str, float] = {}
+    returned: dict[str, float] = {}  # when on_frame returned (verified, stored, published)
+    done: dict[str, float] = {}
+    wake = asyncio.Event()
+    core: HubCore | None = None
+
+    def delivered(ref: str) -> None:
+        done.setdefault(ref, time.perf_counter())
+        core.on_delivered(ref)
+        wake.set()
+
+    up = Uplink(uplink_config(cfg), loop=loop, on_delivered=delivered,
+                on_rejected=lambda ref, rej: core.on_rejected(ref, rej),
+                on_connected=lambda *a: core.on_connected(*a),
+                on_disconnected=lambda *a: core.on_disconnected(*a),
+                on_request=lambda req: core.on_request(req))
+    store = Store(cfg.data_dir / "hub.db", hub_id=cfg.hub_id)  # sync FULL: the default
+    core = HubCore(cfg, store, publisher=up, acker=lambda *a: None)
+    codecs = {d: F.Codec(d, k) for d, k in keys.items()}
+    seqs = dict.fromkeys(keys, 0)
+
+    def feed(dev: int) -> str:
+        seqs[dev] += 1
+        data = bytes(codecs[dev].encode(bytearray(F.FRAME_LEN), seqs[dev], F.T_SOS))
+        ref = store.ref_for(dev, seqs[dev])
+        sent[ref] = time.perf_counter()
+        core.on_frame(f"C8:2E:00:00:{dev >> 8 & 0xFF:02X}:{dev & 0xFF:02X}", data, -60)
+        returned[ref] = time.perf_counter()
+        return ref
+
+    async def until(refs: list[str], timeout: float = 120.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not all(r in done for r in refs):
+                wake.clear()
+                await wake.wait()
+
+    up.start()
+    try:
+        async with asyncio.timeout(15):
+            while not up.connected:
+                await asyncio.sleep(0.01)
+        devs = list(keys)
+        await until([feed(d) for d in devs])  # warm-up: first contact, availability
+        lat, inside = [], []
+        for i in range(frames):
+            ref = feed(devs[i % len(devs)])
+            await until([ref])
+            lat.append(done[ref] - sent[ref])
+            inside.append(returned[ref] - sent[ref])
+        t0 = time.perf_counter()
+        refs = [feed(devs[i % len(devs)]) for i in range(burst)]
+        await until(refs)
+        return lat, inside, time.perf_counter() - t0
+    finally:
+        await loop.run_in_executor(None, up.close)
+        store.close()
+
+
+def bare_round_trips(broker: Broker, n: int, payload: bytes) -> list[float]:
+    """A plain paho QoS 1 publish to a hub's event topic (another hub id) -> PUBACK."""
+    f = broker.tls("hub-b")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hub-b", protocol=mqtt.MQTTv5)
+    c.tls_set(ca_certs=f.ca, certfile=f.cert, keyfile=f.key)
+    acked = threading.Event()
+    c.on_publish = lambda *a: acked.set()
+    c.connect(broker.host, broker.port, 30)
+    c.loop_start()
+    out = []
+    try:
+        for _ in range(n + 5):
+            acked.clear()
+            t = time.perf_counter()
+            c.publish(f"carebeacon/v1/{COUNTY}/hub-b/event", payload, qos=1)
+            if not acked.wait(5):
+                raise RuntimeError("no PUBACK within 5 s")
+            out.append(time.perf_counter() - t)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return out[5:]
+
+
+def commit_times(d: Path, n: int) -> list[float]:
+    store = Store(d / "commit.db", hub_id="bench")  # FULL
+    out = []
+    try:
+        for i in range(n + 5):
+            rec = Record(device_id=1, seq=i + 1, mtype=F.T_SOS, arg=0, event_ms=1, recv_ms=1,
+                         payload_json='{"pad":"%s"}' % ("x" * 400))
+            t = time.perf_counter()
+            store.add(rec)
+            out.append(time.perf_counter() - t)
+    finally:
+        store.close()
+    return out[5:]
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    kv = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(kv["VmRSS"].split()[0]) / 1024, int(kv["VmHWM"].split()[0]) / 1024
+
+
+def process_figures(broker: Broker, d: Path, devices: int, idle_s: float) -> None:
+    specs = [DeviceSpec(0xB000 + i, os.urandom(16)) for i in range(devices)]
+    home = Home(broker, d, specs)
+    try:
+        for dev in home.dev.values():  # every path once: radio, store, uplink, ack writes
+            dev.wait_status(dev.send(F.T_SOS, target=F.ACK_DELIVERED), F.ACK_DELIVERED, 30)
+        time.sleep(min(2.0, idle_s))  # let the acks and the first status writes settle
+        pid = home.hub.pid
+        c0, t0 = cpu_s(pid), time.monotonic()
+        time.sleep(idle_s)
+        used = (cpu_s(pid) - c0) / (time.monotonic() - t0) * 100
+        rss, peak = rss_mb(pid)
+        print("hub process (python -m hub run, BlueZ double, %d devices): RSS %.1f MB "
+              "(peak %.1f MB); goal <= %.0f MB: %s"
+              % (devices, rss, peak, RSS_GOAL_MB, "met" if rss <= RSS_GOAL_MB else "NOT met"))
+        print("idle CPU over %.0f s: %.2f %% of a core; goal <= %.0f %%: %s"
+              % (idle_s, used, CPU_GOAL_PCT, "met" if used <= CPU_GOAL_PCT else "NOT met"))
+    finally:  # not Home.close(): that prints the hub's log
+        home.hub.stop()
+        home.platform.close()
+        home.air.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=300, help="single-frame latency samples")
+    ap.add_argument("--burst", type=int, default=1000, help="alarms fed at once")
+    ap.add_argument("--idle-s", type=float, default=20.0, help="idle CPU window (s)")
+    ap.add_argument("--devices", type=int, default=3, help="devices of the hub process")
+    ap.add_argument("--dir", help="directory for the databases (default: a temporary one)")
+    args = ap.parse_args(argv)
+    # paho logs "Client is not connected" at ERROR after an orderly close: not a figure
+    logging.getLogger("carebeacon.uplink.paho").setLevel(logging.CRITICAL)
+    if min(args.frames, args.burst, args.devices) < 1 or args.idle_s <= 0:
+        ap.error("counts must be >= 1 and --idle-s > 0")
+    keys = {0xA000 + i: os.urandom(16) for i in range(4)}
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="carebeacon-bench-") as tmp, \
+            Broker(county=COUNTY, hubs=[HUB, "hub-b"]) as broker:
+        d = Path(tmp)
+        consumer = Platform(broker, county=COUNTY, topics=("+/event",)).wait_connected()
+        try:
+            cfg = hub_config(d, broker, keys)
+            lat, inside, burst_s = asyncio.run(core_figures(cfg, keys, args.frames, args.burst))
+            payload = next(iter(consumer.events.values()))
+            bare = bare_round_trips(broker, args.frames, json.dumps(payload).encode())
+            commits = commit_times(d, args.frames)
+        finally:
+            consumer.close()
+        print("hub benchmark, %s, mosquitto with mutual TLS on %s" % (
+            time.strftime("%Y-%m-%d %H:%M"), broker.host))
+        print("frame -> PUBACK (HubCore + Store FULL + Uplink), %4d frames: %s"
+              % (len(lat), figures(lat)))
+        print("  of which inside on_frame (verify, commit, publish)         %s"
+              % figures(inside))
+        print("bare paho QoS 1 publish -> PUBACK,            %4d:        %s"
+              % (len(bare), figures(bare)))
+        print("one SQLite FULL commit (Store.add),           %4d:        %s"
+              % (len(commits), figures(commits)))
+        goal = 1.5 * pct(bare, 50) + pct(commits, 50)
+        print("ratio hub p50 / bare p50: %.1fx; goal hub p50 <= 1.5 x bare + 1 commit = "
+              "%.3f ms: %s" % (pct(lat, 50) / pct(bare, 50), goal * 1e3,
+                               "met" if pct(lat, 50) <= goal else "NOT met"))
+        print("burst: %d alarms fed at once -> all delivered in %.2f s: %.0f events/s"
+              % (args.burst, burst_s, args.burst / burst_s))
+        process_figures(broker, d / "process", args.devices, args.idle_s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
