@@ -1,28 +1,39 @@
 """Fall and worn/not-worn detection from a wrist accelerometer stream.
 
-Sans-IO, integers only (a float is a heap object on MicroPython), fixed memory,
-no allocation per sample. Samples are milli-g ints (x, y, z), clamped to
-+-16 g, at a constant rate given at construction (25-200 Hz); durations are
-counted in samples, `now_ms` only dates events.
+Sans-IO, integers only, fixed memory, no allocation per sample. Samples are
+milli-g ints (x, y, z), clamped to +-16383 (the MPU6886's +-16 g), at a constant
+rate given at construction (25-200 Hz; slower recordings are resampled up to 25
+Hz first); durations are counted in samples, `now_ms` only dates events.
 
-FallDetector -- the simple impact-and-stillness method (a later issue tunes
-thresholds on SisFall / UMAFall recordings):
+FallDetector -- impact, then posture change and stillness (docs/fall-detection.md has
+the evaluation on SisFall and UMAFall and where each default comes from):
 
-1. Impact: |a| >= ``impact_mg``. The posture before the fall is taken from a
-   low-passed gravity estimate recorded ~1.5 s before the impact (a snapshot
-   ring), so the fall itself does not blur it. ``EV_IMPACT`` (diagnostics).
-2. Settle: ``settle_ms`` of bouncing after the impact are ignored (a further
-   impact extends the settle time and raises the peak).
-3. Stillness: the rest of the window is cut into blocks of ``still_ms / 2``;
-   a block is quiet when the variance of |a| is <= ``still_mg``**2. Two quiet
-   blocks in a row = ``still_ms`` lying still.
-4. Posture: the mean acceleration over the quiet blocks (gravity) must differ
-   from the pre-impact one by more than ``posture_deg`` (cosine compared in
-   integers). Then ``EV_FALL``: ``fall_at`` = tick of the impact,
-   ``peak_mg`` = largest |a| seen.
-5. No stillness within ``window_ms`` of the impact, or stillness without a
-   posture change: ``EV_REJECT`` with ``reject_reason`` (R_MOVING,
-   R_POSTURE); back to watching.
+1. Impact: |a| >= ``impact_mg`` (|a|^2 compared, no square root while idle).
+   The posture before the fall is the mean acceleration (gravity) over ~1.5-2 s
+   before the impact, from a ring of quarter-second block sums, so the fall
+   itself does not blur it. ``EV_IMPACT`` (diagnostics).
+2. Settle: ``settle_ms`` of bouncing after the impact are ignored; a further
+   impact (furniture, then floor) settles again and raises the peak. Impacts
+   more than 250 ms apart are counted in ``impacts`` (diagnostics).
+3. Stillness: then blocks of ``still_ms / 2``; a block is quiet when the
+   variance of |a| is <= ``still_mg``**2. Two quiet blocks in a row =
+   ``still_ms`` lying still.
+4. Posture: the mean acceleration over the last quiet block must differ from
+   the pre-impact one by more than ``posture_deg`` (cosine compared in
+   integers). Then ``EV_FALL``: ``fall_at`` = ``now_ms`` of the first impact,
+   ``peak_mg`` = largest |a| seen. The caller's cancel window follows.
+5. No stillness within ``window_ms`` of the last impact (or impacts going on
+   for a minute), or stillness without a posture change: ``EV_REJECT`` with
+   ``reject_reason`` (R_MOVING, R_POSTURE); back to watching.
+
+Units: milli-g ints in, not g floats (a float is a heap object on MicroPython);
+``mag`` holds |a| in milli-g of the last sample the detector looked at closely
+(impacts and the stillness check), for diagnostics.
+The defaults are the wrist settings the bracelet runs, chosen on UMAFall's
+wrist recordings; a waist-worn device needs others (bench/falls/score.py WAIST).
+It cannot see a slow slide to the floor or a fall broken by the hands into a
+sit or kneel (no impact), nor a fall followed by moving about for more than a
+few seconds: the SOS button stays the primary trigger.
 
 Wear -- worn / not worn from movement: each second in which any axis spans
 more than ``move_mg`` (max - min) is an *active second*. No active second for
@@ -47,12 +58,16 @@ EV_NOT_WORN = const(16)
 R_MOVING = const(1)  # no stillness within the window: an activity, not a fall
 R_POSTURE = const(2)  # still, but oriented as before: e.g. a slapped table
 
-_CLAMP = const(16000)  # +-16 g: the widest MPU6886 / BMA423 range
+_CLAMP = const(16383)  # +-16 g, the widest MPU6886 range; (v + _CLAMP) >> 15 tests it cheaply
 _DEV_CLAMP = const(1000)  # |a| deviations beyond 1 g are "not still"; keeps sums small
-_SNAPS = const(8)  # gravity snapshots kept, one per quarter second: 2 s of history
-_PRE_SNAPS = const(6)  # posture before the fall = the snapshot ~1.5 s before impact
+_BLOCKS = const(8)  # posture history: 8 quarter-second blocks = 2 s
+_PRE_FROM = const(6)  # posture before the fall: the mean of the blocks 6 and 7 back,
+_PRE_TO = const(7)  # i.e. ~1.5-2 s before the impact (a fall from standing takes ~0.5-1 s)
 _SCALE = const(4)  # gravity vectors >> 4 (1 g ~ 62) for the cosine: products stay small ints
 _VEC_CLAMP = const(4000)  # components clamped to +-4 g before the cosine
+
+_GAP_MS = const(250)  # impacts closer than this are one (bounces of one hit: ~0.1-0.2 s)
+_CAP_S = const(60)  # an impact burst longer than a minute is an activity, never one fall
 
 _IDLE = const(0)
 _SETTLE = const(1)
@@ -95,13 +110,13 @@ def isqrt(n, guess=1000):
 class FallDetector:
     def __init__(
         self,
-        rate_hz=50,  # MPU6886 FIFO at 50 Hz: 2.5 s of samples in its 1 KB
-        impact_mg=2500,  # 2.5 g: the lower end of threshold methods on SisFall (~2-3 g)
-        settle_ms=1000,  # bouncing after the impact
-        window_ms=10000,  # stillness must start within 10 s of the impact
-        still_ms=1500,  # ~1-2 s lying still (issue)
+        rate_hz=50,  # the bracelet's MPU6886 FIFO rate (firmware/apps/bracelet.py)
+        impact_mg=2750,  # tuned on UMAFall WRIST, subjects 1-6 (docs/fall-detection.md)
+        settle_ms=1000,  # bouncing after the impact (not tuned: Kangas et al. 2008 use ~1 s)
+        window_ms=5000,  # stillness complete within 5 s of the last impact (tuned, as above)
+        still_ms=1500,  # ~1.5 s lying still, two blocks of 0.75 s (tuned, as above)
         still_mg=80,  # std dev of |a| while lying still (sensor noise + breathing ~10-30 mg)
-        posture_deg=45,  # gravity direction changed by > 45 degrees
+        posture_deg=45,  # gravity direction changed by > 45 degrees (tuned, as above)
     ):
         _check("rate_hz", rate_hz, 25, 200)
         _check("impact_mg", impact_mg, 1200, 15000)
@@ -120,34 +135,33 @@ class FallDetector:
         self._half_n = still_ms * rate_hz // 2000
         self._var_max = still_mg * still_mg
         self._cos100 = _COS100[posture_deg // 5]
-        self._snap_n = rate_hz // 4
-        # Low-pass time constant ~0.3 s at every rate: alpha = 2**-shift.
-        s = 2
-        while (1 << s) < rate_hz * 32 // 100:
-            s += 1
-        self._shift = s
-        self._snaps = [0] * (3 * _SNAPS)  # ring of low-passed gravity (x, y, z) * 2**shift
+        self._gap_n = rate_hz * _GAP_MS // 1000
+        self._cap_n = rate_hz * _CAP_S
+        self._blk_n = rate_hz // 4  # posture history: sums over quarter-second blocks
+        self._ring = [0] * (3 * _BLOCKS)  # x, y, z sums of the last _BLOCKS complete blocks
         self.reset()
 
     def reset(self):
         """Forget the stream (e.g. after an IMU restart or a FIFO overflow)."""
-        self.mag = 0  # |a| of the last sample, milli-g
+        self.mag = 0  # |a| of the last sample looked at closely (impacts, stillness), milli-g
         self.fall_at = 0
         self.peak_mg = 0
+        self.impacts = 0
         self.reject_reason = 0
         self._state = _IDLE
-        self._primed = 0  # samples seen, saturating at the history length
-        self._lx = 0
-        self._ly = 0
-        self._lz = 0
-        self._snap_i = 0
-        self._snap_k = 0
-        for i in range(3 * _SNAPS):
-            self._snaps[i] = 0
+        self._bx = 0  # sums of the block in progress
+        self._by = 0
+        self._bz = 0
+        self._bk = 0  # samples in it
+        self._bi = 0  # ring index of the next block
+        self._blocks = 0  # complete blocks, saturating at _BLOCKS
+        for i in range(3 * _BLOCKS):
+            self._ring[i] = 0
         self._px = 0  # posture before the impact (scaled)
         self._py = 0
         self._pz = 0
-        self._n = 0  # samples since the impact
+        self._n = 0  # samples since the first impact
+        self._since = 0  # samples since the last sample at or above the impact threshold
         self._settle_left = 0
         self._bn = 0  # samples in the current stillness block
         self._ref = 0  # |a| at the block start
@@ -159,72 +173,99 @@ class FallDetector:
         self._quiet = 0  # quiet blocks in a row
 
     def update(self, now_ms, x, y, z):
-        x = _clamp(x, _CLAMP)
-        y = _clamp(y, _CLAMP)
-        z = _clamp(z, _CLAMP)
+        # Inline clamps, sums and compares: this runs 50 times a second on the bracelet,
+        # and a call or an attribute lookup costs more than the arithmetic.
+        if ((x + _CLAMP) | (y + _CLAMP) | (z + _CLAMP)) >> 15:  # one is outside +-16383
+            x = _clamp(x, _CLAMP)
+            y = _clamp(y, _CLAMP)
+            z = _clamp(z, _CLAMP)
         m2 = x * x + y * y + z * z  # <= 7.7e8 < 2**30: a small int on MicroPython
-        self.mag = isqrt(m2, self.mag)
-        if self._state == _IDLE:
-            return self._idle(now_ms, x, y, z, m2)
+        self._bx += x
+        self._by += y
+        self._bz += z
+        k = self._bk + 1
+        if k >= self._blk_n:
+            k = 0
+            self._push()
+        self._bk = k
+        state = self._state
+        if state == _IDLE:
+            if m2 < self._impact2:
+                return 0
+            return self._start(now_ms, m2)
         ev = 0
         self._n += 1
+        self._since += 1
         if m2 >= self._impact2:
             # Another impact (furniture, then floor): settle again, keep the first time.
+            self.mag = isqrt(m2, self.mag)
             if self.mag > self.peak_mg:
                 self.peak_mg = self.mag
+            if self._since > self._gap_n:
+                self.impacts += 1
+            self._since = 0
             self._state = _SETTLE
             self._settle_left = self._settle_n
             self._quiet = 0
             self._bn = 0
-        elif self._state == _SETTLE:
+        elif state == _SETTLE:
             self._settle_left -= 1
             if self._settle_left <= 0:
                 self._state = _STILL
                 self._bn = 0
         else:
+            self.mag = isqrt(m2, self.mag)
             ev = self._still(x, y, z)
-        if self._state != _IDLE and self._n >= self._window_n:
+        if self._state != _IDLE and (self._since >= self._window_n or self._n >= self._cap_n):
             self.reject_reason = R_MOVING
             self._state = _IDLE
             ev |= EV_REJECT
         return ev
 
-    def _idle(self, now_ms, x, y, z, m2):
-        sh = self._shift
-        if self._primed == 0:  # start the low-pass at the first sample, not at 0
-            self._lx = x << sh
-            self._ly = y << sh
-            self._lz = z << sh
-        self._lx += x - (self._lx >> sh)
-        self._ly += y - (self._ly >> sh)
-        self._lz += z - (self._lz >> sh)
-        if self._primed < (_SNAPS + 1) * self._snap_n:
-            self._primed += 1
-        self._snap_k += 1
-        if self._snap_k >= self._snap_n:
-            self._snap_k = 0
-            i = self._snap_i
-            self._snaps[3 * i] = self._lx
-            self._snaps[3 * i + 1] = self._ly
-            self._snaps[3 * i + 2] = self._lz
-            self._snap_i = (i + 1) % _SNAPS
-        if m2 < self._impact2:
-            return 0
-        # The snapshot _PRE_SNAPS quarter-seconds back (the ring's write index
-        # is the oldest; fewer if the stream just started).
-        back = _PRE_SNAPS if self._primed > _PRE_SNAPS * self._snap_n else 1
-        j = (self._snap_i - back) % _SNAPS
-        if self._primed < self._snap_n:
-            px, py, pz = self._lx, self._ly, self._lz
-        else:
-            px, py, pz = self._snaps[3 * j], self._snaps[3 * j + 1], self._snaps[3 * j + 2]
-        self._px = _clamp(px >> sh, _VEC_CLAMP) >> _SCALE
-        self._py = _clamp(py >> sh, _VEC_CLAMP) >> _SCALE
-        self._pz = _clamp(pz >> sh, _VEC_CLAMP) >> _SCALE
+    def _push(self):
+        i = 3 * self._bi
+        r = self._ring
+        r[i] = self._bx
+        r[i + 1] = self._by
+        r[i + 2] = self._bz
+        self._bx = 0
+        self._by = 0
+        self._bz = 0
+        self._bi = (self._bi + 1) % _BLOCKS
+        if self._blocks < _BLOCKS:
+            self._blocks += 1
+
+    def _start(self, now_ms, m2):
+        # Posture before the fall: the mean of the blocks _PRE_FROM.._PRE_TO back (fewer
+        # if the stream just started; the block in progress if none is complete).
+        r = self._ring
+        sx = sy = sz = 0
+        n = 0
+        back = _PRE_FROM
+        while back <= _PRE_TO:
+            b = back if back <= self._blocks else self._blocks
+            if b > 0:
+                i = 3 * ((self._bi - b) % _BLOCKS)
+                sx += r[i]
+                sy += r[i + 1]
+                sz += r[i + 2]
+                n += self._blk_n
+            back += 1
+        if n == 0:
+            sx = self._bx
+            sy = self._by
+            sz = self._bz
+            n = self._bk if self._bk else 1
+        self._px = _clamp(sx // n, _VEC_CLAMP) >> _SCALE
+        self._py = _clamp(sy // n, _VEC_CLAMP) >> _SCALE
+        self._pz = _clamp(sz // n, _VEC_CLAMP) >> _SCALE
+        self.mag = isqrt(m2, self.impact_mg)
         self.fall_at = now_ms
         self.peak_mg = self.mag
+        self.impacts = 1
         self.reject_reason = 0
         self._n = 0
+        self._since = 0
         self._quiet = 0
         self._bn = 0
         self._state = _SETTLE

@@ -1,146 +1,289 @@
-"""The main job of `./run demo`.
+"""The main job of `./run demo`: a simulated home around the REAL hub, on this machine.
 
-Until the simulated home (hil/sim) exists this walks one alarm through the
-real shared core, exactly as the button and the hub use it: debounce → frame
-→ advertisement → hub verification and replay check → authenticated
-acknowledgement back to the device; then a forged acknowledgement, and a
-simulated week of a home's activity through the inactivity detector with a
-collapse at the end.
+It starts, and shows as it goes:
+- the county platform: a local mosquitto with its own CA, mutual TLS and the ACL, as in
+  production (hil/sim/broker.py), and a platform console subscribed to the hub's events;
+- the radio: a private D-Bus system bus with the BlueZ double, where the hub's bleak finds
+  an "adapter" (no BLE hardware needed);
+- the hub: `python -m hub run`, its own process;
+- three devices running the real firmware on the simulated air (hil/sim/): the SOS button
+  by the bed, a PIR in the living room, the bracelet on the resident's wrist.
+
+Then the keys (shown on screen) let you press the button, walk from room to room, fall,
+go out and come back, cancel, and acknowledge an alarm as the operator: each alarm shows
+up on the platform's side with its press -> platform latency, and the devices' light and
+sound patterns change as the alarm climbs to "help is on the way". Ctrl-C (or q, or
+SIGTERM) stops everything it started and checks that nothing is left running.
+
+    python -m tools.demo [--log FILE] [--seed N]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import select
+import signal
 import sys
+import termios
+import time
 
+from firmware.feedback import NAMES
+from hil.sim.home import OUTSIDE
+from hil.sim.live import LiveHome
+from hil.sim.medium import Radio
 from shared import frame as F
-from shared.button import EV_PRESS, EV_RELEASE, Button
-from shared.inactivity import (
-    EV_ALARM,
-    EV_CLEARED,
-    EV_PREALARM,
-    SRC_MOTION,
-    Inactivity,
-)
-from shared.replay import R_DUPLICATE, R_NEW, ReplayWindow
-from shared.retry import Retry
-from shared.ticks import ticks_add, ticks_diff
+from tools.demo_view import KEYS, PATTERNS, Out, describe_event, describe_frame, render_status
 
-HOUR = 3_600_000
-DAY = 24 * HOUR
+HUB_ID, COUNTY = "hub-demo", "demo-county"
+ROOMS = {"1": "bedroom", "2": "living room", "3": "kitchen", "4": "bathroom", "5": "hall"}
+TIMED = ("manual_alarm", "automatic_alarm", "cancel", "test")
 
 
-def say(who: str, text: str) -> None:
-    print(f"  {who:<8} {text}")
+class Demo:
+    def __init__(self, out: Out, seed: int = 1):
+        self.out = out
+        self.live = LiveHome(radio=Radio(seed=seed), hub_id=HUB_ID, county=COUNTY,
+                             household="hh-demo", on_event=self._on_event, seed=seed)
+        h = self.live.home
+        h.add("button", "button", room="bedroom", device_id=0x0000A1B2,
+              location="bedside, left of the bed", power_on=False)
+        h.add("pir", "pir", room="living room", device_id=0x0000C3D4,
+              location="corner above the door", power_on=False, summary_min=1, still_min=5)
+        h.add("bracelet", "bracelet", room="living room", hub_room="", device_id=0x0000E5F6,
+              location="worn on the left wrist", power_on=False)
+        self.names = {s.spec.hex: name for name, s in h.devs.items()}
+        self.codecs = {s.spec.id: F.Codec(s.spec.id, s.spec.key) for s in h.devs.values()}
+        self.inputs: dict[str, tuple[int, str]] = {}  # device hex -> (world ms, what)
+        self.alarms: list[str] = []
+        self.acked: set[str] = set()
+        self.heard: set[tuple[int, int]] = set()
+        self.seen_traces = {name: 0 for name in h.devs}
+        self.room = "living room"
+        self.next_motion = 0.0
+        self.stopping = False
+        self.pids: dict[str, int] = {}
+
+    # -- bring-up ------------------------------------------------------------------------------
+    def start(self) -> None:
+        out = self.out
+        out("setup", f"work dir {self.live.dir}")
+        self.live.start(progress=lambda text: out("setup", text.strip()))
+        self.live.platform.on_response = self._on_response
+        self.pids = {"hub": self.live.hub.pid, "mosquitto": self.live.broker.pid,
+                     "dbus-daemon": getattr(self.live.bus._proc, "pid", None)}
+        out("setup", "started: " + ", ".join(f"{k} pid {v}" for k, v in self.pids.items()))
+        self.live.home.medium.observers.append(self._on_air)
+        out("setup", "devices on: button by the bed, PIR in the living room, bracelet on "
+                     "the resident's wrist (firmware from firmware/apps, simulated boards)")
+        self.live.power_on_all()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not self.stopping:
+            online = [n for h, n in self.names.items() if self.live.platform.availability.get(h)]
+            if len(online) == len(self.names):
+                break
+            time.sleep(0.1)
+        out("setup", "the hub hears: " + ", ".join(
+            f"{n} {'online' if self.live.platform.availability.get(h) else 'NOT YET'}"
+            for h, n in self.names.items()) + "  (the PIR ignores motion in its first 60 s)")
+        self.out.raw(KEYS)
+        out("demo", "ready: press a key")
+
+    # -- what happens ----------------------------------------------------------------------------
+    def _on_event(self, ev: dict, arrived: float) -> None:
+        text = describe_event(ev)
+        dev = (ev.get("device") or {}).get("id")
+        if ev["type"] in ("manual_alarm", "automatic_alarm"):
+            self.alarms.append(ev["ref"])
+        inp = self.inputs.get(dev) if dev else None
+        if inp and ev["type"] in TIMED and self.live.runner:
+            t, what = inp
+            lat = (arrived - self.live.mono(t)) * 1000
+            if lat >= 0:
+                text += f"   {what} -> platform {lat:.0f} ms"
+                if ev["type"] != "automatic_alarm" or ev.get("cause") != "fall_suspected":
+                    self.inputs.pop(dev, None)
+        self.out("platform", text)
+
+    def _on_response(self, kind: str, msg: dict) -> None:
+        self.out("platform", f"hub answers {kind}: result {msg.get('result')} "
+                             f"{msg.get('text') or ''}".rstrip())
+
+    def _on_air(self, device, adv, rssi) -> None:
+        data = F.frame_from_adv(adv)
+        try:
+            f = self.codecs[F.peek_device_id(data)].verify(data)
+        except (F.FrameError, KeyError, TypeError):
+            return
+        if (f.device_id, f.seq) in self.heard:
+            return
+        self.heard.add((f.device_id, f.seq))
+        text = describe_frame(f)
+        if text:
+            self.out("air", f"{device.plat.name} -> hub: {text} (seq {f.seq}, {rssi} dBm)")
+
+    def poll(self) -> None:
+        """Elder-side patterns as they start; the resident moving about."""
+        for name, s in self.live.home.devs.items():
+            traces = s.plat.traces
+            i = self.seen_traces[name]
+            for _t, what, v in traces[i:]:
+                if what == "pattern":
+                    pat = NAMES[v]
+                    self.out(name, f"light/sound {pat}: {PATTERNS.get(pat, '')}")
+            self.seen_traces[name] = len(traces)
+        if self.room == "living room" and time.monotonic() >= self.next_motion:
+            self.next_motion = time.monotonic() + 20
+            self.live.call(lambda: self.live.home.motion("pir"))
+
+    # -- keys --------------------------------------------------------------------------------------
+    def key(self, k: str) -> None:
+        h, out = self.live.home, self.out
+        if k == "p":
+            t = self.live.call(lambda: h.press("button"))
+            self._mark("button", t, "press")
+            out("resident", "presses the button by the bed")
+        elif k in ("h", "c"):
+            name = "button" if k == "h" else "bracelet"
+            t = self.live.call(lambda: h.hold(name, 3500))
+            self._mark(name, t + 3000, "3 s hold")
+            if name == "bracelet":
+                self.live.call(lambda: h.get_up("bracelet", t + 3500))
+            out("resident", f"holds the {name}'s button for 3.5 s (cancel)")
+        elif k == "t":
+            t = self.live.call(lambda: h.triple_press("button"))
+            self._mark("button", t, "first press")
+            out("resident", "presses the button three times, about a second apart (weekly test)")
+        elif k in ROOMS:
+            self._walk(ROOMS[k])
+        elif k == "f":
+            t = self.live.call(lambda: h.fall("bracelet"))
+            self._mark("bracelet", t, "impact")
+            self.room = "floor"
+            out("resident", "falls (the bracelet feels the impact, then she lies still)")
+        elif k == "o":
+            self.live.call(lambda: h.leave("bracelet"))
+            self.room = OUTSIDE
+            out("resident", "goes out: the bracelet is out of range (the hub counts her away "
+                            "after 15 min without it)")
+        elif k == "i":
+            self._walk("hall")
+        elif k == "a":
+            self._operator_ack()
+        elif k == "s":
+            st = self.live.hub.status()
+            for line in render_status(st, self.names):
+                out("status", line)
+        elif k == "?":
+            out.raw(KEYS)
+        elif k in ("q", "\x03", "\x04"):
+            self.stopping = True
+
+    def _mark(self, name: str, t: int, what: str) -> None:
+        self.inputs[self.live.home.devs[name].spec.hex] = (t, what)
+
+    def _walk(self, room: str) -> None:
+        h = self.live.home
+
+        def move():
+            h.move("bracelet", room)
+            h.get_up("bracelet")
+        self.live.call(move)
+        self.room = room
+        self.next_motion = 0
+        self.out("resident", f"walks into the {room}" + ("" if room != "living room" else
+                                                         " (the PIR sees her)"))
+
+    def _operator_ack(self) -> None:
+        todo = [r for r in self.alarms if r not in self.acked]
+        if not todo:
+            self.out("operator", "no alarm to acknowledge")
+            return
+        ref = todo[-1]
+        self.acked.add(ref)
+        self.live.platform.request("ack", {"ref": ref, "operator": "demo operator"}, hub=HUB_ID)
+        self.out("operator", f"acknowledges {ref}: help is on the way")
+
+    # -- tear-down -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self.out("demo", "stopping: hub, platform console, devices, D-Bus, mosquitto ...")
+        self.live.close()
+        left = [f"{k} {p}" for k, p in self.pids.items() if p and _alive(p)]
+        if left:
+            self.out("demo", "STILL RUNNING: " + ", ".join(left))
+        else:
+            self.out("demo", "stopped; nothing left running ("
+                     + ", ".join(f"{k} {p}" for k, p in self.pids.items() if p) + " gone)")
 
 
-def one_alarm() -> None:
-    print("\n1. One press, from the button to the hub and back")
-    device_id, key = 0x0000A1B2, os.urandom(16)  # a fresh key, as provisioning makes
-    device, hub = F.Codec(device_id, key), F.Codec(device_id, key)
-    window = ReplayWindow()
-    button, retry = Button(), Retry()
-    t = ticks_add(0x3FFFFFFF, -120)  # start just before the ESP32 tick wrap, on purpose
-    seq, sent = 41, 0
-    frame = bytearray(F.FRAME_LEN)
-    adv = bytearray(F.ADV_LEN)
-    # a shaky press: bounce on the way down, 300 ms held, bounce on release
-    levels = [1, 0, 1, 0, 1] + [1] * 30 + [0, 1, 0] + [0] * 200
-    press_at = None
-    for level in levels:
-        ev = button.update(t, bool(level))
-        if ev & EV_PRESS:
-            press_at = button.press_at
-            seq += 1
-            say("button", f"press (first edge {ticks_diff(t, press_at)} ms ago): SOS seq {seq}")
-            retry.start(t, seed=device_id ^ seq)
-        if ev & EV_RELEASE:
-            say("button", f"released after {button.held_ms} ms")
-        if retry.due(t):
-            age = ticks_diff(t, press_at)
-            F.build_adv(adv, device.encode(frame, seq, F.T_SOS, 0, age, retry.attempts))
-            retry.sent(t)
-            sent += 1
-            if sent == 2:  # the hub hears the second advert of the burst
-                data = F.frame_from_adv(bytes(adv))
-                f = hub.verify(data)
-                verdict = window.check(f.seq)
-                assert verdict == R_NEW
-                window.accept(f.seq)
-                say(
-                    "hub",
-                    f"advert {adv.hex()[:24]}… verified: SOS from {f.device_id:08x}, "
-                    f"seq {f.seq}, attempt {f.attempt}, {f.age_ms} ms old",
-                )
-                ack = hub.encode_ack(
-                    bytearray(F.ACK_LEN), f.seq, F.ACK_STORED, F.encode_clock(8 * 3600, 0)
-                )
-                a = device.verify_ack(bytes(ack))
-                if a.seq == seq:
-                    retry.stop()
-                    say(
-                        "button",
-                        f"authenticated ack: STORED, clock {a.tod_s // 3600:02d}:00 "
-                        f"-> light shows 'received'",
-                    )
-                again = "a duplicate" if window.check(f.seq) == R_DUPLICATE else "NEW?!"
-                say("hub", f"the same frame again is {again}")
-        t = ticks_add(t, 10)
-    say(
-        "button",
-        f"{sent} adverts sent; retries {'stopped' if not retry.active else 'still running'}",
-    )
-
-    print("\n2. A forged acknowledgement")
-    forger = F.Codec(device_id, os.urandom(16))
-    fake = forger.encode_ack(bytearray(F.ACK_LEN), seq, F.ACK_HELP)
+def _alive(pid: int) -> bool:
     try:
-        device.verify_ack(bytes(fake))
-        say("button", "accepted a forgery (this must never happen)")
-        sys.exit(1)
-    except F.FrameError as e:
-        say("button", f"refused: {e.reason}; retries go on")
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
-def a_week_at_home() -> None:
-    print("\n3. A week of a home's life, then a collapse at 10:00")
-    det = Inactivity()
-    t = 0
-    minute = 60_000
-    for day in range(8):
-        for m in range(0, 24 * 60, 5):
-            tod = m * minute
-            awake = 7 * 60 <= m < 22 * 60
-            collapsed = day == 7 and m >= 10 * 60
-            if awake and not collapsed and m % 40 == 0:
-                ev = det.activity(t, tod, SRC_MOTION)
-            else:
-                ev = det.tick(t, tod)
-            when = f"day {day + 1} {m // 60:02d}:{m % 60:02d}"
-            if ev & EV_PREALARM:
-                say(
-                    "hub",
-                    f"{when} pre-alarm after {det.still_ms // minute} min still: "
-                    f"'are you all right?'",
-                )
-            if ev & EV_ALARM:
-                say(
-                    "hub",
-                    f"{when} ALARM to the county platform "
-                    f"({det.still_ms // minute} min still, learned {det.learned_days} days)",
-                )
-                return
-            if ev & EV_CLEARED:
-                say("hub", f"{when} cleared by movement")
-            t = ticks_add(t, 5 * minute)
+@contextlib.contextmanager
+def keyboard():
+    """Keys one at a time without echo; Ctrl-C arrives as a key (the demo stops in order)."""
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd) if os.isatty(fd) else None
+    if old is not None:
+        new = termios.tcgetattr(fd)
+        new[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG)
+        new[6][termios.VMIN], new[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+    try:
+        yield fd
+    finally:
+        if old is not None:
+            termios.tcsetattr(fd, termios.TCSANOW, old)
 
 
-def main() -> None:
-    print("carebeacon — the shared core, end to end (the simulated home demo comes with hil/sim)")
-    one_alarm()
-    a_week_at_home()
-    print("\nDone.")
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="tools.demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--log", help="also write every line to this file")
+    ap.add_argument("--seed", type=int, default=1, help="the simulated air's random seed")
+    args = ap.parse_args(argv)
+    out = Out(args.log)
+    out.raw("carebeacon demo: a simulated home around the real hub (Ctrl-C stops it)")
+    demo = Demo(out, args.seed)
+
+    def stop(signum, frame):
+        demo.stopping = True
+        if not demo.live.runner:  # still starting: interrupt it (close() cleans up)
+            raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal went away
+        signal.signal(sig, stop)
+    code = 0
+    try:
+        with keyboard() as fd:
+            demo.start()
+            eof = False
+            while not demo.stopping:
+                ready = [] if eof else select.select([fd], [], [], 0.1)[0]
+                if eof:
+                    time.sleep(0.1)
+                if ready:
+                    data = os.read(fd, 64).decode(errors="ignore")
+                    eof = data == ""
+                    for k in data:
+                        demo.key(k)
+                demo.poll()
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:  # say what failed, still stop everything
+        out("demo", f"FAILED: {type(e).__name__}: {e}")
+        code = 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        demo.close()
+        out.close()
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

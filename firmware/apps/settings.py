@@ -54,7 +54,10 @@ class Settings:
             self.quiet_end = v
 
     def apply(self, sid, value):
-        """Take setting `sid` (clamped); True if it changed. NVS errors raise OSError."""
+        """Take setting `sid` (clamped); True if it changed. NVS errors raise OSError.
+        Ids this device does not keep (the pre-alarm, newer ones) change nothing here."""
+        if not 0 < sid < len(_KEYS):
+            return False
         v = value
         if v < _LO[sid]:
             v = _LO[sid]

@@ -103,6 +103,7 @@ class Sos:
         self.press_id += 1
         if first_of_sequence:
             self.seq_press = self.press_id
+        self._expire(now_ms)  # a press that wakes the device may come after the hold time
         if self.state == _ACTIVE:
             self._show_status(now_ms)  # "did it go through?"
             return 0
@@ -186,13 +187,14 @@ class Sos:
             return True
         return False
 
-    def step(self, now_ms):
-        core = self.app.core
-        hold_ms = self.app.cfg.sos_hold_min * 60000
-        if (self.state == _ACTIVE and not core.pending(self.alarm_seq)
-                and ticks_diff(now_ms, self.alarm_at) >= hold_ms):
+    def _expire(self, now_ms):
+        if (self.state == _ACTIVE and not self.app.core.pending(self.alarm_seq)
+                and ticks_diff(now_ms, self.alarm_at) >= self.app.cfg.sos_hold_min * 60000):
             # Decided while ticks_diff is exact: the device wakes at least daily.
             self.state = _ENDED
+
+    def step(self, now_ms):
+        self._expire(now_ms)
         if self.state == _ACTIVE and self._not_delivered(self.alarm_seq, now_ms):
             return
         if self._not_delivered(self.cancel_seq, now_ms):

@@ -1,10 +1,15 @@
-"""The simple impact-and-stillness fall detector and the worn detector (shared/fall.py)."""
+"""The fall detector (impact, then posture change and stillness) and the worn detector.
+
+Properties: it never crashes and treats out-of-range samples as clamped; the same fall is
+found at every rate from 25 to 200 Hz and dated at its impact; the tick wrap only shifts
+dates. No allocation per sample is checked under MicroPython by scenarios/fall_scenario.py.
+Its accuracy on recorded falls is bench/fall_eval.py's job (docs/fall-detection.md).
+"""
 
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.fall import (
     EV_FALL,
@@ -71,6 +76,7 @@ def test_fall_is_detected_at_every_rate_and_landing_posture(rate, after):
     t, _ev, fall_at, _r = falls[0]
     assert abs(fall_at - 5000) <= 1000 // rate + 1, "dated at the impact"
     # Settle 1 s, then two quiet blocks of still_ms / 2 (whole samples: 1.44 s at 25 Hz).
+    # The same instants at every rate, to within a sample and the block rounding.
     assert 5000 + 1000 + 1400 <= t <= 5000 + 1000 + 3 * 750 + 50
     assert det.peak_mg >= 4000
 
@@ -129,14 +135,57 @@ def test_below_the_threshold_is_not_an_impact():
     assert run(FallDetector(impact_mg=2500), bump, 50, 5) == []
 
 
+def test_a_fall_at_the_end_of_a_burst_of_impacts_keeps_the_first_posture_and_time():
+    # Window from the LAST impact: a stumble with several hits over 4 s, then lying still.
+    def stumble(t):
+        if t < 3000:
+            return standing(t)
+        if t < 7000:
+            hit = (t - 3000) % 1000 < 40
+            return (2000, 0, 2500) if hit else (noise(t, 300), noise(t + 1, 300), 1000)
+        return (1000 + noise(t, 8), noise(t + 1, 8), noise(t + 2, 8))
+
+    det = FallDetector()
+    evs = run(det, stumble, 50, 14)
+    falls = [e for e in evs if e[1] & EV_FALL]
+    assert len(falls) == 1 and abs(falls[0][2] - 3000) <= 20, evs
+    assert det.impacts == 4 and det.peak_mg == math.isqrt(2000**2 + 2500**2)
+
+
+def test_moving_about_after_the_impact_is_rejected_when_the_window_ends():
+    def fall_then_move(t):
+        if t < 5700:
+            return fall_to((1000, 0, 0))(t)  # standing, free fall, impact at 5 s, bouncing
+        return (1000 + noise(t, 300), noise(t + 1, 300), noise(t + 2, 300))  # not still
+
+    det = FallDetector(window_ms=5000)
+    evs = run(det, fall_then_move, 50, 15)
+    assert [e[1] for e in evs] == [EV_IMPACT, EV_REJECT] and evs[-1][3] == R_MOVING
+    assert evs[-1][0] == 5040 + 5000, "5 s after the last sample of the impact (5000-5040)"
+
+
+def test_impacts_for_a_minute_are_an_activity():
+    def clapping(t):  # a hit every 300 ms, never still
+        return (0, 2900, 1000) if t % 300 < 40 else (noise(t, 200), 0, 1000)
+
+    evs = run(FallDetector(), clapping, 50, 70)
+    assert evs[0][1] == EV_IMPACT and evs[1][1] == EV_REJECT and evs[1][3] == R_MOVING
+    assert 60000 <= evs[1][0] <= 60100
+    assert not [e for e in evs if e[1] & EV_FALL]
+
+
 @pytest.mark.parametrize(
     "kw",
     [{"rate_hz": 20}, {"rate_hz": 50.0}, {"impact_mg": 900}, {"posture_deg": 47},
-     {"still_ms": 100}, {"window_ms": 1000}],
+     {"still_ms": 100}, {"window_ms": 2000}, {"still_mg": 0}, {"settle_ms": -1}],
 )
 def test_config_is_checked(kw):
     with pytest.raises(ValueError):
         FallDetector(**kw)
+
+
+def _clamped(v):
+    return max(-16383, min(16383, v))
 
 
 @settings(deadline=None, max_examples=60)
@@ -144,13 +193,37 @@ def test_config_is_checked(kw):
                           st.integers(-40000, 40000)), min_size=1, max_size=600),
        st.sampled_from([25, 50, 200]))
 def test_any_stream_is_handled(samples, rate):
-    det = FallDetector(rate_hz=rate)
+    det = FallDetector(rate_hz=rate, impact_mg=1200, settle_ms=0, still_ms=500, window_ms=500)
+    ref = FallDetector(rate_hz=rate, impact_mg=1200, settle_ms=0, still_ms=500, window_ms=500)
     w = Wear(rate_hz=rate, not_worn_ms=60000)
     for k, (x, y, z) in enumerate(samples):
         ev = det.update(k, x, y, z) | w.update(x, y, z)
         assert ev & ~(EV_IMPACT | EV_FALL | EV_REJECT | EV_WORN | EV_NOT_WORN) == 0
-        cx, cy, cz = (max(-16000, min(16000, v)) for v in (x, y, z))
-        assert det.mag == math.isqrt(cx * cx + cy * cy + cz * cz)
+        cx, cy, cz = _clamped(x), _clamped(y), _clamped(z)
+        assert ref.update(k, cx, cy, cz) == ev & (EV_IMPACT | EV_FALL | EV_REJECT), \
+            "out-of-range samples behave as clamped to +-16383 mg"
+        if ev & EV_IMPACT:
+            assert det.mag == math.isqrt(cx * cx + cy * cy + cz * cz) >= 1200
+            assert det.fall_at == k
+        assert (det.fall_at, det.peak_mg, det.reject_reason) == \
+            (ref.fall_at, ref.peak_mg, ref.reject_reason)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(0, PERIOD - 1), st.sampled_from([25, 50, 100, 200]))
+def test_the_tick_wrap_only_shifts_the_dates(t0, rate):
+    sig = fall_to((0, -1000, 0))
+    a = run(FallDetector(rate_hz=rate), sig, rate, 12, t0=0)
+    b = run(FallDetector(rate_hz=rate), sig, rate, 12, t0=t0)
+    assert a == b and any(e[1] & EV_FALL for e in a)
+
+
+def test_reset_forgets_an_open_candidate():
+    det = FallDetector()
+    evs = run(det, fall_to((1000, 0, 0)), 50, 6)  # impact at 5 s, still settling at 6 s
+    assert [e[1] for e in evs] == [EV_IMPACT]
+    det.reset()
+    assert run(det, lambda t: (noise(t, 5), 0, 1000), 50, 10) == []
 
 
 @settings(deadline=None, max_examples=200)

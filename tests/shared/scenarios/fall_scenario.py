@@ -1,5 +1,6 @@
 # Scenario: shared/fall.py on synthetic wrist signals (a fall, a slap on a table, a hard
-# sit-down while walking, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap.
+# sit-down while walking, a stumble with several hits before lying still, a sample beyond
+# the sensor range, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap.
 # Prints one line per event; identical on CPython and MicroPython. On MicroPython it also
 # checks that update() allocates nothing per sample (prints nothing: output stays comparable).
 import sys
@@ -36,6 +37,15 @@ def signal(kind, t):
     elif kind == "slap":
         if 3000 <= t < 3040:
             x, y, z = 0, 300, 3800
+    elif kind == "burst":  # hits at 3.2, 4.0 and 4.8 s (the last beyond +-16 g), then lying
+        if t < 3000:
+            x, y = n + (120 if (t // 400) % 5 == 0 else 0), noise(t + 1, 10)
+        elif t < 5400:
+            x, y, z = noise(t, 250), noise(t + 1, 250), 1000 + noise(t + 2, 250)
+            if t % 800 < 40:
+                x, y, z = 2100, -40000 if t >= 4600 else -900, 2600
+        else:
+            x, y, z = noise(t, 8), noise(t + 1, 8), -1000 + noise(t + 2, 8)
     elif kind == "sitdown":
         if 3000 <= t < 3060:
             x, y, z = 300, 200, 2800
@@ -73,7 +83,7 @@ def check_alloc(det, wear, rate):
 
 
 for rate in (25, 50, 200):
-    for kind, seconds in (("fall", 12), ("slap", 8), ("sitdown", 15)):
+    for kind, seconds in (("fall", 12), ("slap", 8), ("sitdown", 15), ("burst", 12)):
         det = FallDetector(rate_hz=rate)
         for k in range(seconds * rate):
             t = k * 1000 // rate
@@ -81,7 +91,8 @@ for rate in (25, 50, 200):
             ev = det.update(ticks_add(T0, t), S[0], S[1], S[2])
             if ev:
                 print(rate, kind, t, names(ev), "peak", det.peak_mg, "at",
-                      ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag", det.mag)
+                      ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag", det.mag,
+                      "impacts", det.impacts)
         check_alloc(det, Wear(rate_hz=rate), rate)
 
 w = Wear(rate_hz=25, not_worn_ms=2 * 60000)
