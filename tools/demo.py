@@ -150,7 +150,8 @@ class Demo:
             self._mark(name, t + 3000, "3 s hold")
             if name == "bracelet":
                 self.live.call(lambda: h.get_up("bracelet", t + 3500))
-            out("resident", f"holds the {name}'s button for 3.5 s (cancel)")
+            what = "the button" if name == "button" else "the bracelet's button"
+            out("resident", f"holds {what} for 3.5 s (cancel)")
         elif k == "t":
             t = self.live.call(lambda: h.triple_press("button"))
             self._mark("button", t, "first press")
