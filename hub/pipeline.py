@@ -193,10 +193,11 @@ class HubCore:
         ref = self.store.ref_for(dev_id, f.seq)
         payload = ""
         if mapped is not None:
-            payload = self._event_json(
-                ref, mapped, dev, event_ms, wall, rssi,
-                cancels=(self.store.ref_for(dev_id, mapped.cancels_seq)
-                         if mapped.cancels_seq else None))
+            cancels = (self.store.ref_for(dev_id, mapped.cancels_seq)
+                       if mapped.cancels_seq else None)
+            payload = self._event_json(ref, mapped, dev, event_ms, wall, rssi, cancels=cancels)
+            if cancels:
+                self.stop_repeating(cancels)  # the elder cancelled it: no operator ack is coming
         elif f.mtype == F.T_FAULT:
             log.warning("device %08x reported fault code %d, unknown to this hub version",
                         dev_id, f.arg >> 16)
@@ -280,8 +281,9 @@ class HubCore:
         ref = contract.make_ref(self.cfg.hub_id, None, self.hub_seq)
         wall = self.clock.wall_ms()
         dev = self.cfg.devices.get(device) if device else None
-        payload = self._event_json(ref, mapped, dev, wall, wall, None,
-                                   cancels=getattr(mapped, "cancels_ref", None))
+        payload = self._event_json(ref, mapped, dev, wall, wall, None, cancels=mapped.cancels_ref)
+        if mapped.cancels_ref:
+            self.stop_repeating(mapped.cancels_ref)
         rec = Record(device_id=HUB_SELF, seq=self.hub_seq, mtype=mtype, arg=device or 0,
                      event_ms=wall, recv_ms=wall, recv_mono_ms=self.clock.mono_ms(),
                      payload_json=payload)
@@ -356,6 +358,10 @@ class HubCore:
         self.in_flight.pop(ref, None)
         self.rejected[ref] = self.clock.mono_ms() + 60_000  # offered again in a minute
         self.hub_fault(206, f"platform refused {ref}: {rejection}")
+
+    def stop_repeating(self, ref: str) -> None:
+        self.repeat_at.pop(ref, None)
+        self.repeat_until.pop(ref, None)
 
     def repeat_alarms(self, now: int) -> None:
         for ref, at in list(self.repeat_at.items()):

@@ -29,8 +29,7 @@ def _ack(core, req: Request):
         return Result.WRONG_DATA, f"no event {req.ref} on this hub", None
     first = ev.state < HELP
     core.store.mark_help(req.ref, core.clock.wall_ms())
-    core.repeat_at.pop(req.ref, None)
-    core.repeat_until.pop(req.ref, None)
+    core.stop_repeating(req.ref)
     if first:
         log.info("operator %s acknowledged %s", req.operator or "-", req.ref)
         if ev.device_id:

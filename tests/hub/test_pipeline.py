@@ -342,3 +342,13 @@ def test_a_restarted_hub_keeps_repeating_unacknowledged_alarms(home):
     home.core.on_request(contract.Request("ack", 9, ref=ref))
     home.restart()
     assert ref not in home.core.repeat_at
+
+
+def test_an_alarm_the_elder_cancelled_is_not_repeated(home):
+    home.send(0xA1B2, F.T_SOS)
+    ref = home.pub.events[0][0]
+    home.core.on_delivered(ref)
+    home.send(0xA1B2, F.T_SOS_CANCEL, arg=1)
+    home.clock.advance(301_000)
+    home.core.tick()
+    assert [r for r, _ in home.pub.events].count(ref) == 1
