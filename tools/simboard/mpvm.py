@@ -173,6 +173,12 @@ def engine_and_module():
         return _cache["engine"], _cache["module"]
 
 
+def note_run_end() -> None:
+    """Callers that run stores on the shared engine say when a run ended (see _settle)."""
+    global _last_end
+    _last_end = time.monotonic()
+
+
 @atexit.register
 def _settle() -> None:
     # wasmtime's WASI worker threads can panic (harmlessly, noisily) when the process exits
@@ -181,6 +187,21 @@ def _settle() -> None:
         delay = 0.05 - (time.monotonic() - _last_end)
         if delay > 0:
             time.sleep(delay)
+    # Free the module and engine while wasmtime's bindings still exist; left to the final
+    # teardown their finalizers find the bindings gone ("Exception ignored ... NoneType").
+    import gc
+
+    with _lock:
+        for name in ("module", "engine"):
+            obj = _cache.pop(name, None)
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001
+                    pass
+            del obj
+    gc.collect()
 
 
 class Reset(Exception):  # noqa: N818  (a control-flow signal, not an error)
