@@ -19,7 +19,7 @@ from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 F_ALARM = const(1)
 NAMES = ("", "SENDING", "NOT_DELIVERED", "RECEIVED", "CALLING", "HELP", "CANCELLED", "TEST_OK",
-         "FALL_WINDOW", "LOW_BATTERY", "FAULT", "SAFE_BOOT", "CONFIG_ERROR")
+         "FALL_WINDOW", "LOW_BATTERY", "FAULT", "SAFE_BOOT", "CONFIG_ERROR", "PREALARM")
 _L = const(1)  # LED
 _V = const(2)  # vibration
 # Tone bits: TONE_* << 2, as literals because const() cannot see imported names.
@@ -58,6 +58,9 @@ P_SAFE_BOOT = bytes((F_ALARM | 11 << 4, 5, _L, 5, 0, 5, _L, 5, 0, 5, _L, 5, 0, 5
                      5, _L, 5, 0, 200, _L, 1, 0))
 # Configuration error: long-long-long blinks (no sound: nobody to alarm).
 P_CONFIG_ERROR = bytes((12 << 4, 60, _L, 20, 0, 60, _L, 20, 0, 60, _L, 100, 0))
+# The hub's whole-home pre-alarm, "are you all right?": a rising call with light and vibration,
+# repeated; sounds in quiet hours too (an alarm follows if nobody moves)
+P_PREALARM = bytes((F_ALARM | 13 << 4, 20, _L | _V | _MI, 20, _L, 20, _L | _V | _HI, 140, 0))
 
 
 class Feedback:

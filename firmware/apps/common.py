@@ -23,7 +23,7 @@ Subclasses implement:
 
 from firmware import persist
 from firmware.apps.core import Core
-from firmware.feedback import P_LOW_BATTERY, Feedback
+from firmware.feedback import P_LOW_BATTERY, P_PREALARM, Feedback
 from firmware.hal import DEEP_SLEEP, FOREVER, WAKE_POWER_ON, WAKE_WATCHDOG
 from shared.compat import const
 from shared.frame import F_WATCHDOG_RESET, T_FAULT, T_HEARTBEAT, T_LOW_BATTERY
@@ -109,6 +109,15 @@ class App:
 
     def on_done(self, seq, mtype, status):
         pass
+
+    def on_prealarm(self, minutes, now_ms):
+        """The hub asks "are you all right?" (whole-home stillness): call out until the alarm
+        would go, or stop when the hub says it is over. Moving answers it (the PIR or the
+        bracelet tells the hub); a press still calls for help, as it always does."""
+        if minutes > 0:
+            self.fb.play(P_PREALARM, now_ms, repeat_ms=minutes * 60000)
+        elif self.fb.pattern is P_PREALARM:
+            self.fb.stop()
 
     # -- lifecycle -----------------------------------------------------------
     def _all_objects(self):

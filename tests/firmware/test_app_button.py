@@ -265,3 +265,17 @@ def test_watchdog_reset_is_reported_and_numbering_skips_ahead():
     assert faults and faults[0].arg >> 16 == F_WATCHDOG_RESET
     assert faults[0].seq > before
     assert rig.unique() == ""
+
+
+
+def test_hub_prealarm_calls_out_on_the_device_for_its_minutes():
+    from shared.frame import S_PREALARM
+
+    rig = Rig("button")
+    rig.hub.settings.append((S_PREALARM, 7))  # rides on the power-on heartbeat's ack
+    rig.run(30 * SEC)
+    assert "PREALARM" in rig.patterns(since=0)
+    assert rig.dev.app is not None and rig.dev.app.fb.pattern[0] >> 4 == 13  # still calling
+    rig.run(8 * MIN)
+    assert rig.dev.sleeps >= 1  # over after its minutes: back to deep sleep
+    assert rig.unique() == ""
