@@ -13,17 +13,9 @@ from pathlib import Path
 from hub import contract
 from hub.cli import render
 from hub.config import load
+from hub_testing import MINIMAL_HUB_TOML as TOML
 
 ROOT = Path(__file__).resolve().parents[2]
-TOML = """[hub]
-id = "hub-a"
-county = "test-county"
-household = "HH-7"
-data_dir = "data"
-
-[platform]
-url = "mqtt://localhost:1883"
-"""
 
 
 def hubcli(tmp: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 
 from hub.config import load as load_hub
+from hub_testing import MINIMAL_HUB_TOML as HUB_TOML
 from tools.simboard.repl import SimBoard
 from tools.simboard.rom import RomBoard, make_image
 
 ROOT = Path(__file__).resolve().parents[2]
-HUB_TOML = """[hub]
-id = "hub-a"
-county = "test-county"
-household = "HH-7"
-data_dir = "data"
-
-[platform]
-url = "mqtt://localhost:1883"
-"""
 
 
 def cli(tmp: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -15,21 +15,13 @@ import pytest
 
 from firmware import config as fwconfig
 from hub.config import load as load_hub
+from hub_testing import MINIMAL_HUB_TOML as HUB_TOML
 from tools.installer import label, provision as P, records
 from tools.installer.deploy import deploy
 from tools.installer.device import Device
 from tools.installer.errors import InstallerError
 from tools.simboard.repl import SimBoard
 
-HUB_TOML = """[hub]
-id = "hub-a"
-county = "test-county"
-household = "HH-7"
-data_dir = "data"
-
-[platform]
-url = "mqtt://localhost:1883"
-"""
 quiet = {"say": lambda s: None}
 
 

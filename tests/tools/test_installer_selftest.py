@@ -12,6 +12,7 @@ import pytest
 
 from firmware.feedback import NAMES
 from firmware.hal import IN_BUTTON, IN_PIR
+from hub_testing import MINIMAL_HUB_TOML as HUB_TOML
 from tools.installer import records
 from tools.installer.deploy import deploy
 from tools.installer.provision import DEFAULT_BOARD, provision
@@ -19,15 +20,6 @@ from tools.installer.selftest import Env, HubView, selftest
 from tools.simboard.hub import SimHub
 from tools.simboard.repl import SimBoard
 
-HUB_TOML = """[hub]
-id = "hub-a"
-county = "test-county"
-household = "HH-7"
-data_dir = "data"
-
-[platform]
-url = "mqtt://localhost:1883"
-"""
 quiet = {"say": lambda s: None}
 
 
