@@ -175,7 +175,7 @@ def test_quick_eval_on_the_real_data(capsys):
     assert time.monotonic() - started < 60
     for name in ("casas-al-smarthome", "ordonez-home-a", "vankasteren-house-b"):
         assert name in out
-    for method in ("carebeacon", "fixed-12h", "cuddihy-p95"):
+    for method in ("carebeacon", "fixed-12h", "cuddihy-p95", "bound-tod", "bound-room"):
         assert out.count(method) == 3
 
 
