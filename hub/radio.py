@@ -180,7 +180,13 @@ class Radio:
         """Connect to ``address`` (the BLEDevice the scanner saw), write ``data`` (20 bytes) to
         the acknowledgement characteristic with response, disconnect. False, with a logged
         reason, on any failure: never seen or forgotten, backing off after a failure, connect
-        timeout, refused write, radio down or stopped. Calls for one address are serialised."""
+        timeout, refused write, radio down or stopped.
+
+        One connection at a time per address, and acks waiting for one are coalesced per frame
+        (hub/radio_ack.py): the newest status wins, an older one is never written after a
+        newer one. A call whose ack was merged into another returns True only if the ack
+        written in its place covers it (same frame, status at least as high, its setting too
+        if it carried one)."""
         return await self._acks.send(address, data)
 
     # -- the supervisor --------------------------------------------------------------------------

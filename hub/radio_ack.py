@@ -5,18 +5,48 @@ Rules from the ble-hub notes (failure modes 5 and 6), each enforced here:
   bleak run a hidden second scan, which gets InProgress or wedges the stack);
 - an outer timeout around connect, write and disconnect (radio_bluez.bounded), so a wedged
   D-Bus cannot hold a caller forever;
-- a fresh BleakClient per attempt, and the next attempt to a device only after the previous
-  disconnect has finished (one lock per device);
+- a fresh BleakClient per attempt, and at most one connection in flight per device: the next
+  attempt to a device only after the previous disconnect has finished;
 - a budget of connection slots (adapters manage ~5-7 links, and scanning shares the radio);
 - after a failure, back off per error class before connecting to that device again.
+
+Acknowledgements are coalesced per device. A device retransmits its frame until it has the
+acknowledgement, and the hub answers every copy it hears, so one frame can bring dozens of
+acks for the same device within a second. One worker per device writes them one at a time;
+while one is in flight, the acks waiting for that device are kept at most one per frame
+(sequence number), the newest replacing the one waiting:
+
+- an ack waiting for a frame is replaced by a newer one for that frame: a higher status, or
+  the same status made later (fresher clock, current setting); an older one (lower status)
+  joins the waiting one instead;
+- an ack with a lower status than the one being written for that frame is never written
+  after it: it joins the write in flight;
+- once a write succeeds, a waiting ack for that frame whose status is not above the written
+  one is dropped unwritten (the device ignores an ack that does not raise the frame's status:
+  firmware/apps/core.py), and covered by the write;
+- after a failure, the waiting acks are still written, after the backoff: a timeout does not
+  lose the newest status;
+- acks for different frames of one device are all written, one connection each, in the order
+  their frames were first acknowledged (the device has several messages in flight, each
+  needing its own ack).
+
+A caller whose ack was merged into another gets the result of the ack that was written in
+its place: True if that one was written and covers it (same frame, status at least as high,
+and the same setting and value unless the caller's ack carried no setting). That keeps the
+pipeline's ``ack_written(ok)`` honest: a setting is marked as received only if the device got
+an ack carrying it.
+
+A send to a device that is backing off and has nothing in flight or waiting is refused at
+once, as is one to a device never heard or forgotten, or while the radio is stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bleak import BleakClient
@@ -32,6 +62,7 @@ from hub.radio_bluez import IN_PROGRESS, NOT_READY, bounded, describe
 from shared.frame import ACK_LEN
 
 log = logging.getLogger("carebeacon.radio")
+
 
 SERVICE_UUID = "ac159b7a-7476-4193-ac7d-9e0b08be16a2"  # docs/protocol.md "Transport"
 ACK_UUID = "ce565160-994a-43fe-8beb-80aae4f11aa5"  # acknowledgement characteristic (write)
@@ -94,6 +125,48 @@ class _Backoff:
     until: float
 
 
+def _seq(ack: bytes) -> int:
+    return int.from_bytes(ack[1:5], "big")  # docs/protocol.md "Acknowledgement": bytes 1-4
+
+
+def _status(ack: bytes) -> int:
+    return ack[5]  # 1 STORED < 2 DELIVERED < 3 HELP (shared/frame.py ACK_*)
+
+
+def covers(written: bytes, ack: bytes) -> bool:
+    """``written`` reaching the device serves ``ack``'s caller: same frame, a status at least
+    as high, and ``ack``'s setting (byte 9, value bytes 10-11) too if it carried one."""
+    return (
+        written[1:5] == ack[1:5]
+        and _status(written) >= _status(ack)
+        and (ack[9] == 0 or written[9:12] == ack[9:12])
+    )
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One ack to write for one frame of a device, and everyone waiting for it. ``done``
+    resolves to the bytes written, None if nothing was, or another _Pending that took over
+    (its outcome is theirs)."""
+
+    data: bytes
+    done: asyncio.Future[Any]
+
+    @property
+    def seq(self) -> int:
+        return _seq(self.data)
+
+    @property
+    def status(self) -> int:
+        return _status(self.data)
+
+
+@dataclass(eq=False)
+class _Device:
+    waiting: dict[int, _Pending] = field(default_factory=dict)  # seq -> ack, first-queued first
+    current: _Pending | None = None  # being written
+
+
 class AckSender:
     """The send_ack half of Radio. ``lookup(address)`` gives the scanner's BLEDevice or a reason
     why there is none; ``adapter()`` the adapter name in use."""
@@ -118,33 +191,119 @@ class AckSender:
         self.connect_timeout_s = connect_timeout_s
         self.op_timeout_s = op_timeout_s
         self.backoff_s = dict(BACKOFF_S)  # per instance, so tests can shorten it
-        self._tasks = tasks
+        self._tasks = tasks  # the per-device workers join it: Radio.stop() waits for them
         self._connecting: set[asyncio.Task[Any]] = set()  # what abort() cancels
         self._clock = clock
         self._slots = asyncio.Semaphore(max_connections)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}  # callers holding or awaiting each lock
+        self._devices: dict[str, _Device] = {}  # devices with an ack in flight or waiting
         self._backoff: dict[str, _Backoff] = {}
+        self._wake: asyncio.Event | None = None  # set by abort(): workers stop backing off
 
     async def send(self, address: str, data: bytes) -> bool:
         address = address.upper()
         if not isinstance(data, bytes | bytearray) or len(data) != ACK_LEN:
             raise ValueError(f"an acknowledgement is {ACK_LEN} bytes")  # a caller bug, not radio
-        lock = self._locks.setdefault(address, asyncio.Lock())
-        self._users[address] = self._users.get(address, 0) + 1
+        data = bytes(data)
+        if not self._active():
+            log.warning("ack to %s not sent: radio not running", address)
+            return False
+        dev = self._devices.get(address)
+        if dev is None:
+            reason = self._refuse(address)
+            if reason is not None:
+                log.warning("ack to %s not sent: %s", address, reason)
+                return False
+            dev = self._devices[address] = _Device()
+            worker = asyncio.create_task(
+                self._work(address, dev), name=f"carebeacon.radio.ack.{address}"
+            )
+            self._tasks.add(worker)
+            worker.add_done_callback(self._tasks.discard)
+        entry = self._enqueue(dev, data)
+        outcome = await asyncio.shield(entry.done)
+        while isinstance(outcome, _Pending):  # merged into a newer ack for the same frame
+            outcome = await asyncio.shield(outcome.done)
+        return outcome is not None and covers(outcome, data)
+
+    def _enqueue(self, dev: _Device, data: bytes) -> _Pending:
+        """Where ``data`` goes: a new waiting entry, or one it replaces or joins."""
+        seq, status = _seq(data), _status(data)
+        entry = dev.waiting.get(seq)
+        if entry is not None:
+            if status >= entry.status:
+                entry.data = data  # the newest ack for this frame wins; its place in line stays
+            return entry
+        cur = dev.current
+        if cur is not None and cur.seq == seq and status < cur.status:
+            return cur  # never write an older status after a newer one for the same frame
+        entry = _Pending(data, asyncio.get_running_loop().create_future())
+        # an exception set for callers that went away must not be logged as never retrieved
+        entry.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        dev.waiting[seq] = entry
+        return entry
+
+    async def _work(self, address: str, dev: _Device) -> None:
+        """Write ``dev``'s waiting acks one at a time until none is left."""
         try:
-            async with lock:  # never two connections to one device: queue behind the previous
-                return await self._send(address, bytes(data))
+            while dev.waiting:
+                if not self._active():
+                    log.warning(
+                        "ack to %s not sent: radio stopped (%d waiting)", address, len(dev.waiting)
+                    )
+                    break
+                reason = self._refuse(address)
+                if reason is not None:  # the previous attempt failed; these acks were waiting
+                    log.info("acks to %s wait: %s", address, reason)
+                    await self._pause(self._backoff[address].until - self._clock())
+                    continue
+                seq = next(iter(dev.waiting))
+                entry = dev.current = dev.waiting.pop(seq)
+                try:
+                    ok = await self._send(address, entry.data)
+                except Exception as e:  # a programming error: the callers see it
+                    entry.done.set_exception(e)
+                    continue
+                except BaseException:  # cancelled (Radio.stop() past its deadline)
+                    entry.done.set_result(None)
+                    raise
+                finally:
+                    dev.current = None
+                if not entry.done.done():
+                    self._settle(dev, entry, ok)
         finally:
-            self._users[address] -= 1
-            if not self._users[address]:  # don't keep a lock for every address ever acked
-                del self._users[address], self._locks[address]
+            # no await from the loop's last check to here: send() cannot add to a finished
+            # worker's device
+            if self._devices.get(address) is dev:
+                del self._devices[address]
+            for entry in dev.waiting.values():
+                if not entry.done.done():
+                    entry.done.set_result(None)
+            dev.waiting.clear()
+
+    def _settle(self, dev: _Device, entry: _Pending, ok: bool) -> None:
+        waiting = dev.waiting.get(entry.seq)
+        if ok:
+            entry.done.set_result(entry.data)
+            if waiting is not None and waiting.status <= entry.status:
+                # the device ignores an ack that does not raise the frame's status: drop it
+                del dev.waiting[entry.seq]
+                waiting.done.set_result(entry.data)
+        elif waiting is not None:
+            entry.done.set_result(waiting)  # the newer ack for this frame answers for this one
+        else:
+            entry.done.set_result(None)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; abort() cuts it short."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._wake.wait()
 
     async def _send(self, address: str, data: bytes) -> bool:
-        reason = self._refuse(address)
-        device = None
-        if reason is None:
-            device, reason = self._lookup(address)
+        """One attempt: look the device up, connect, write, disconnect; log why not."""
+        device, reason = self._lookup(address)
         if device is None:
             log.warning("ack to %s not sent: %s", address, reason)
             return False
@@ -154,7 +313,7 @@ class AckSender:
             self._backoff.pop(address, None)
             return True
         cls, reason = error
-        wait = self._back_off(address, cls)  # still under the lock: the next caller sees it
+        wait = self._back_off(address, cls)
         log.warning(
             "ack to %s failed (%s): %s; next attempt in >= %.1f s", address, cls, reason, wait
         )
@@ -180,9 +339,14 @@ class AckSender:
 
     def abort(self) -> None:
         """Radio.stop(): cancel connects in progress (a hung one holds its caller for up to
-        connect_timeout_s); writes and disconnects are left to finish, each bounded."""
+        connect_timeout_s) and wake the workers waiting out a backoff (they find the radio
+        stopped and answer their callers False); writes and disconnects are left to finish,
+        each bounded."""
         for task in list(self._connecting):
             task.cancel()
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake.set()
 
     async def _attempt(
         self, address: str, device: BLEDevice, data: bytes

@@ -21,8 +21,18 @@ from bluez_testing import eventually
 from hil.sim.bluez import AttError, BlueZDouble
 from hil.sim.bluez_gatt import ACK_CHARACTERISTIC_UUID, CAREBEACON_SERVICE_UUID
 from hub.radio import ACK_UUID, SERVICE_UUID, Radio, RadioHealth
+from hub.radio_ack import covers
 from hub.radio_bluez import bounded
-from shared.frame import COMPANY_ID
+from shared.frame import (
+    ACK_DELIVERED,
+    ACK_HELP,
+    ACK_LEN,
+    ACK_STORED,
+    COMPANY_ID,
+    S_HEARTBEAT_MIN,
+    S_PREALARM,
+    Codec,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -30,6 +40,14 @@ BUTTON = "C8:2E:18:00:00:01"
 PIR = "C8:2E:18:00:00:02"
 MARKER = "C8:2E:18:00:00:FF"
 ACK = bytes([0x11]) + bytes(range(1, 20))
+
+
+CODEC = Codec(0x0000_0001, bytes(range(16)))
+
+
+def ack(seq: int, status: int, clock: int = 0, setting: int = 0, value: int = 0) -> bytes:
+    """A real sealed acknowledgement (``clock`` makes two of one status differ)."""
+    return bytes(CODEC.encode_ack(bytearray(ACK_LEN), seq, status, clock, setting, value))
 
 
 def frame(n: int) -> bytes:
@@ -54,8 +72,6 @@ class FastRadio(Radio):
     }
 
 
-
-
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="carebeacon.radio")
@@ -64,8 +80,6 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def warnings(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
-
-
 
 
 class Heard:
@@ -547,6 +561,167 @@ def test_connection_slots_are_bounded(run) -> None:
             assert peak == 2
         finally:
             await radio.stop()
+
+    run(body)
+
+
+def test_covers() -> None:
+    stored, delivered = ack(7, ACK_STORED, clock=1), ack(7, ACK_DELIVERED, clock=2)
+    assert covers(delivered, stored) and covers(stored, stored)
+    assert not covers(stored, delivered)  # a lower status
+    assert not covers(ack(8, ACK_HELP), stored)  # another frame
+    heartbeat = ack(7, ACK_STORED, setting=S_HEARTBEAT_MIN, value=30)
+    assert covers(ack(7, ACK_HELP, setting=S_HEARTBEAT_MIN, value=30), heartbeat)
+    assert not covers(ack(7, ACK_HELP, setting=S_HEARTBEAT_MIN, value=20), heartbeat)
+    assert not covers(ack(7, ACK_HELP), heartbeat)  # the setting did not reach the device
+    assert covers(heartbeat, stored)  # a setting it did not ask for does no harm
+
+
+def test_a_burst_of_acks_for_one_frame_is_coalesced_newest_status_last(run) -> None:
+    """A device retransmits its alarm until acknowledged, and the hub answers every copy it
+    hears, while the alarm's status climbs. Not one connection per copy: the acks waiting for
+    the device are merged, and the device ends up with the newest status."""
+
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        bz.set_connect_behaviour(BUTTON, delay_s=0.2)
+        heard = Heard()
+        radio = radio_for(heard)
+        await radio.start()
+        try:
+            await advertise_until_heard(bz, heard, BUTTON, 1)
+            acks = [ack(7, ACK_STORED + i // 10, clock=i) for i in range(30)]  # 10 of each
+            calls = []
+            for a in acks:
+                calls.append(asyncio.create_task(radio.send_ack(BUTTON, a)))
+                await asyncio.sleep(0.02)
+            assert await asyncio.gather(*calls) == [True] * 30  # each covered by what was written
+            assert 1 <= len(got) <= 3, [g[5] for g in got]  # was 30
+            statuses = [g[5] for g in got]
+            assert statuses == sorted(set(statuses))  # never an older status after a newer one
+            assert got[-1][5] == ACK_HELP and covers(got[-1], acks[-1])
+            assert bz.calls["Connect"] == len(got)
+
+            # copies heard at once, before any connect: one write, the newest
+            got.clear()
+            burst = [ack(9, ACK_STORED, clock=i) for i in range(20)]
+            results = await asyncio.gather(*(radio.send_ack(BUTTON, a) for a in burst))
+            assert results == [True] * 20 and got == [burst[-1]]
+        finally:
+            await radio.stop()
+
+    run(body)
+
+
+def test_a_timed_out_connect_does_not_lose_the_newest_ack(run, logs) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        heard = Heard()
+        radio = radio_for(heard, connect_timeout_s=0.5)
+        await radio.start()
+        try:
+            await advertise_until_heard(bz, heard, BUTTON, 1)
+            bz.set_connect_behaviour(BUTTON, hang=True)
+            t0 = time.monotonic()
+            stored = asyncio.create_task(radio.send_ack(BUTTON, ack(7, ACK_STORED)))
+            await asyncio.sleep(0.1)  # its connect hangs
+            delivered = ack(7, ACK_DELIVERED, clock=1)
+            later = asyncio.create_task(radio.send_ack(BUTTON, delivered))
+            await asyncio.sleep(0.1)
+            bz.set_connect_behaviour(BUTTON)  # the next connect works
+            assert await later  # after the timeout and the backoff, not refused by it
+            assert 0.5 + 0.3 - 0.05 < time.monotonic() - t0 < 2.0
+            assert await stored  # the DELIVERED written in its place covers it
+            assert got == [delivered]
+        finally:
+            await radio.stop()
+        text = warnings(logs)
+        assert "failed (timeout)" in text and "not sent" not in text
+
+    run(body)
+
+
+def test_an_older_status_is_never_written_after_a_newer_one_and_settings_count(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        bz.set_connect_behaviour(BUTTON, delay_s=0.2)
+        heard = Heard()
+        radio = radio_for(heard)
+        await radio.start()
+        try:
+            await advertise_until_heard(bz, heard, BUTTON, 1)
+            help_ = ack(7, ACK_HELP)
+            first = asyncio.create_task(radio.send_ack(BUTTON, help_))
+            await asyncio.sleep(0.05)  # HELP for frame 7 is being written
+            late = asyncio.create_task(radio.send_ack(BUTTON, ack(7, ACK_DELIVERED)))
+            heartbeat = ack(8, ACK_STORED, setting=S_HEARTBEAT_MIN, value=30)
+            replaced = asyncio.create_task(radio.send_ack(BUTTON, heartbeat))
+            await asyncio.sleep(0.01)
+            prealarm = ack(8, ACK_STORED, clock=1, setting=S_PREALARM, value=5)
+            newest = asyncio.create_task(radio.send_ack(BUTTON, prealarm))
+            results = await asyncio.gather(first, late, replaced, newest)
+            # the late DELIVERED is covered by HELP; the heartbeat setting never reached the
+            # device (the pipeline keeps it for the next ack), the pre-alarm did
+            assert results == [True, True, False, True]
+            assert got == [help_, prealarm]  # frames 7 and 8 each get their ack
+        finally:
+            await radio.stop()
+
+    run(body)
+
+
+def test_a_device_that_does_not_answer_does_not_hold_up_another(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: dict[str, list[bytes]] = {BUTTON: [], PIR: []}
+        for address, writes in got.items():
+            bz.on_write(address, writes.append)
+        heard = Heard()
+        radio = radio_for(heard, connect_timeout_s=1.0, max_connections=2)
+        await radio.start()
+        try:
+            for address in (BUTTON, PIR):
+                await advertise_until_heard(bz, heard, address, 1)
+            bz.set_connect_behaviour(BUTTON, hang=True)
+            button = [asyncio.create_task(radio.send_ack(BUTTON, ack(3, ACK_STORED)))]
+            await asyncio.sleep(0.05)
+            for i in range(1, 10):  # retransmissions heard while the connect hangs
+                button.append(asyncio.create_task(radio.send_ack(BUTTON, ack(3, 1, clock=i))))
+            for i in range(3):
+                t0 = time.monotonic()
+                assert await radio.send_ack(PIR, ack(20 + i, ACK_STORED))
+                assert time.monotonic() - t0 < 0.5
+            assert not any(t.done() for t in button)  # still in its connect
+            assert len(got[PIR]) == 3 and got[BUTTON] == []
+            bz.set_connect_behaviour(BUTTON)
+            assert await asyncio.gather(*button) == [True] * 10
+            assert got[BUTTON] == [ack(3, ACK_STORED, clock=9)]  # the newest, once
+        finally:
+            await radio.stop()
+
+    run(body)
+
+
+def test_stop_ends_acks_waiting_out_a_backoff(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        heard = Heard()
+        radio = radio_for(heard, connect_timeout_s=0.3)
+        radio.ack_backoff_s = {**FastRadio.ack_backoff_s, "timeout": (30.0, 30.0)}
+        await radio.start()
+        await advertise_until_heard(bz, heard, BUTTON, 1)
+        bz.set_connect_behaviour(BUTTON, hang=True)
+        first = asyncio.create_task(radio.send_ack(BUTTON, ack(7, ACK_STORED)))
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(radio.send_ack(BUTTON, ack(7, ACK_DELIVERED)))
+        await asyncio.sleep(0.5)  # the connect timed out; DELIVERED waits 30 s
+        assert not first.done() and not second.done()
+        t0 = time.monotonic()
+        await radio.stop()
+        assert time.monotonic() - t0 < 1.0
+        assert await asyncio.wait_for(asyncio.gather(first, second), 0.5) == [False, False]
+        assert bz.calls["Connect"] == 1
 
     run(body)
 
