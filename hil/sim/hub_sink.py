@@ -7,7 +7,8 @@ inactivity, platform requests) exactly as the daemon does, with three edges repl
 - the radio: heard adverts go to `core.on_frame` with the radio's echo filter (a payload
   identical to the last one from that address is dropped, hub/radio.py); acknowledgements
   are connect -> GATT discovery -> write -> disconnect cycles on the medium, one at a time
-  per device (hub/radio_ack.py's per-device lock);
+  per device as hub/radio_ack.py writes them (that one also merges the acknowledgements
+  waiting behind a write; this sink writes each, so it shows a busier air than the hub's);
 - the uplink: `VirtualPlatform` is the broker and the platform consumer; a publish arrives
   `one_way_ms` later and its PUBACK comes back after the round trip, unless the uplink went
   down in between (then the hub offers it again on reconnect: duplicates, as in MQTT);
