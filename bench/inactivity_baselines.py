@@ -132,7 +132,7 @@ class _Baseline:
         assert self.since is not None
         still = now - self.since
         ev = 0
-        if self.state == ST_AWAY and still >= self.away_max_ms:
+        if self.state == ST_AWAY and still >= max(self.away_max_ms, self.line_ms(tod)):
             self.state, self.pre_at = ST_PREALARM, now
             ev = EV_PREALARM
         elif self.state == ST_IDLE:

@@ -63,7 +63,8 @@ Design
   life before it). Set `door_away=False` when the bracelet reports absence.
 - Away is a guess (a collapse just after using the door looks like leaving; a
   bracelet out of range may have a flat battery): once still_ms reaches
-  `away_max_ms` while away, the pre-alarm and the alarm follow as at home. The
+  `away_max_ms` while away, and the home's threshold too (away may delay an
+  alarm, never hasten it), the pre-alarm and the alarm follow as at home. The
   away period is still not learned; a sign of life clears as usual.
 - Persistence: to_bytes() stores the state relative to the last call (no
   ticks) plus the history and an Adler-32; from_bytes(data, now_ms,
@@ -271,8 +272,13 @@ class Inactivity:
 
     def _check(self):
         ev = 0
-        if self.state == ST_AWAY and self.still_ms >= self._away_max:
-            self.state = ST_PREALARM  # away too long: a guess must not silence forever
+        if (
+            self.state == ST_AWAY
+            and self.still_ms >= self._away_max
+            and self.still_ms >= self.threshold_ms
+        ):
+            # away too long: a guess must not silence forever, nor alarm sooner than at home
+            self.state = ST_PREALARM
             self._pre_at = self.still_ms
             ev = EV_PREALARM
         elif self.state == ST_IDLE:

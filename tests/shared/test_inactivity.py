@@ -309,11 +309,21 @@ def test_away_never_silences_for_longer_than_away_max():
     slots = [h[i] | h[i + 1] << 8 for i in range(0, len(h), 2)]
     assert max(v for v in slots if v != NO_DATA) <= 600  # only the 10 h before the door
     # with a bracelet (explicit away) too: a flat battery must not silence forever
-    home = Home(door_away=False, away_max_ms=2 * H)
+    home = Home(door_away=False, away_max_ms=2 * H, default_ms=H)
     home.at(0, SRC_MOTION)
     home.at(M, SRC_AWAY)
     home.idle(3 * H)
     assert home.first(EV_PREALARM) == 2 * H and home.det.state == ST_ALARM
+
+
+def test_away_never_alarms_sooner_than_home_would():
+    # the platform set a short away limit, but the home's own line is longer: being "away"
+    # must not turn a normal still spell into an alarm
+    home = Home(door_away=False, away_max_ms=H, default_ms=12 * H)
+    home.at(0, SRC_MOTION)
+    home.at(M, SRC_AWAY)
+    home.idle(13 * H)
+    assert home.first(EV_PREALARM) == 12 * H
 
 
 def test_movement_after_the_door_cancels_away():
