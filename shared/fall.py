@@ -12,52 +12,52 @@ the evaluation on SisFall and UMAFall and where each default comes from):
 1. Impact: |a| >= ``impact_mg`` (|a|^2 compared, no square root while idle).
    The posture before the fall is the mean acceleration (gravity) over ~1.5-2 s
    before the impact, from a ring of quarter-second block sums, so the fall
-   itself does not blur it. ``EV_IMPACT`` (diagnostics).
+   itself does not blur it. ``EV_IMPACT`` (diagnostics). With ``up_axis`` (a
+   waist device, whose mounting fixes which axis points up) that posture must
+   be upright, within ``up_deg`` of the axis: a hit while lying already
+   (turning over in bed) is ``EV_IMPACT | EV_REJECT``, R_LYING.
 2. Settle: ``settle_ms`` of bouncing after the impact are ignored; a further
    impact (furniture, then floor) settles again and raises the peak. Impacts
    more than 250 ms apart are counted in ``impacts`` (diagnostics).
-3. Stillness: then blocks of ``still_ms / 2``; a block is quiet when the
-   variance of |a| is <= ``still_mg``**2. Two quiet blocks in a row =
-   ``still_ms`` lying still.
-4. Posture: the mean acceleration over the last quiet block must differ from
-   the pre-impact one by more than ``posture_deg`` (cosine compared in
-   integers). Then ``EV_FALL``: ``fall_at`` = ``now_ms`` of the first impact,
-   ``peak_mg`` = largest |a| seen. The caller's cancel window follows.
-5. No stillness within ``window_ms`` of the last impact (or impacts going on
-   for a minute), or stillness without a posture change: ``EV_REJECT`` with
-   ``reject_reason`` (R_MOVING, R_POSTURE); back to watching.
+3. Rest: then blocks of ``still_ms / 2``; a block is quiet when the variance
+   of |a| is <= ``still_mg``**2 (|a| ignores slow turns of the arm). A quiet
+   block is *down* when its mean acceleration differs from the pre-impact one
+   by more than ``posture_deg`` (cosine compared in integers) and, with
+   ``up_axis``, is lying (beyond ``lie_deg`` from the axis: a quick sit leaves
+   the pelvis upright). Two down blocks in a row -> ``EV_FALL``: ``fall_at`` =
+   ``now_ms`` of the first impact, ``peak_mg`` = largest |a| seen. With
+   ``gaps=1`` the two need not follow each other (a wearer moving an arm
+   between rests), but must show one resting posture (within 30 degrees).
+4. Two quiet blocks in a row that are not down (a slapped table, a hard sit),
+   or no fall within ``window_ms`` of the last impact (or impacts going on for
+   a minute): ``EV_REJECT`` with ``reject_reason`` (R_POSTURE, R_MOVING).
 
 Units: milli-g ints in, not g floats (a float is a heap object on MicroPython);
 ``mag`` holds |a| in milli-g of the last sample the detector looked at closely
 (impacts and the stillness check), for diagnostics.
 The defaults are the wrist settings the bracelet runs, chosen on UMAFall's
-wrist recordings; a waist-worn device needs others (bench/falls/score.py WAIST).
+wrist recordings; a waist-worn device needs others (bench/falls/score.py WAIST),
+including its upright axis.
 It cannot see a slow slide to the floor or a fall broken by the hands into a
 sit or kneel (no impact), nor a fall followed by moving about for more than a
 few seconds: the SOS button stays the primary trigger.
 
-Wear -- worn / not worn from movement: each second in which any axis spans
-more than ``move_mg`` (max - min) is an *active second*. No active second for
-``not_worn_ms`` -> ``EV_NOT_WORN``; the next active second -> ``EV_WORN``.
-A new Wear starts as worn (no event); ``active_s`` counts active seconds for
-the caller's activity summaries (``take_active()`` reads and clears it). A
-wrist at rest still twitches; a bracelet on a table does not, so the default
-60 min without any movement above 40 mg (an MPU6886 at rest is ~5-10 mg of
-noise) means not worn. Charging is handled by the caller (charging = not worn).
+Wear (worn / not worn, active seconds) lives in shared/fall_wear.py and is re-exported
+here.
 
-Event bits are distinct across both classes so callers can OR them.
+Event bits are distinct across both modules so callers can OR them.
 """
 
 from shared.compat import const
+from shared.fall_wear import EV_NOT_WORN as EV_NOT_WORN, EV_WORN as EV_WORN, Wear as Wear
 
 EV_IMPACT = const(1)
 EV_FALL = const(2)
 EV_REJECT = const(4)
-EV_WORN = const(8)
-EV_NOT_WORN = const(16)
 
 R_MOVING = const(1)  # no stillness within the window: an activity, not a fall
 R_POSTURE = const(2)  # still, but oriented as before: e.g. a slapped table
+R_LYING = const(3)  # not upright before the impact (up_axis set): e.g. turning over in bed
 
 _LO = const(-16384)  # samples are clamped to [_LO, _HI]: just beyond the MPU6886's +-16 g,
 _HI = const(16383)  # keeps |a|^2 a small int; v is inside iff (v + 16384) >> 15 == 0
@@ -68,6 +68,7 @@ _PRE_TO = const(7)  # i.e. ~1.5-2 s before the impact (a fall from standing take
 _SCALE = const(4)  # gravity vectors >> 4 (1 g ~ 62) for the cosine: products stay small ints
 _VEC_CLAMP = const(4000)  # components clamped to +-4 g before the cosine
 
+_CONE_COS = const(87)  # cos(30 deg) * 100: an arm resting on the floor, small moves (a priori)
 _GAP_MS = const(250)  # impacts closer than this are one (bounces of one hit: ~0.1-0.2 s)
 _CAP_S = const(60)  # an impact burst longer than a minute is an activity, never one fall
 
@@ -119,6 +120,10 @@ class FallDetector:
         still_ms=1500,  # ~1.5 s lying still, two blocks of 0.75 s (tuned, as above)
         still_mg=80,  # std dev of |a| while lying still (sensor noise + breathing ~10-30 mg)
         posture_deg=45,  # gravity direction changed by > 45 degrees (tuned, as above)
+        gaps=0,  # 1: the quiet blocks need not follow each other (tuned, as above)
+        up_axis=0,  # device axis reading +1 g when upright: 1..3 = x..z, <0 = minus; 0 = none
+        up_deg=60,  # with up_axis: upright before the impact = within up_deg of it
+        lie_deg=60,  # with up_axis: lying after = beyond lie_deg from it (tuned, waist)
     ):
         _check("rate_hz", rate_hz, 25, 200)
         _check("impact_mg", impact_mg, 1200, 15000)
@@ -127,8 +132,12 @@ class FallDetector:
         _check("window_ms", window_ms, settle_ms + still_ms, 60000)
         _check("still_mg", still_mg, 5, 500)
         _check("posture_deg", posture_deg, 10, 90)
-        if posture_deg % 5:
-            raise ValueError("posture_deg must be a multiple of 5")
+        _check("gaps", gaps, 0, 1)
+        _check("up_axis", up_axis, -3, 3)
+        _check("up_deg", up_deg, 10, 90)
+        _check("lie_deg", lie_deg, 10, 90)
+        if posture_deg % 5 or up_deg % 5 or lie_deg % 5:
+            raise ValueError("posture_deg, up_deg and lie_deg must be multiples of 5")
         self.rate_hz = rate_hz
         self.impact_mg = impact_mg
         self._impact2 = impact_mg * impact_mg  # compare |a|^2: no sqrt for the common case
@@ -137,6 +146,10 @@ class FallDetector:
         self._half_n = still_ms * rate_hz // 2000
         self._var_max = still_mg * still_mg
         self._cos100 = _COS100[posture_deg // 5]
+        self._gaps = gaps
+        self._up = up_axis
+        self._up100 = _COS100[up_deg // 5]
+        self._lie100 = _COS100[lie_deg // 5]
         self._gap_n = rate_hz * _GAP_MS // 1000
         self._cap_n = rate_hz * _CAP_S
         self._blk_n = rate_hz // 4  # posture history: sums over quarter-second blocks
@@ -172,7 +185,13 @@ class FallDetector:
         self._sx = 0
         self._sy = 0
         self._sz = 0
-        self._quiet = 0  # quiet blocks in a row
+        self._quiet = 0  # quiet blocks in a row with the posture as before
+        self._down = 0  # quiet blocks with the posture changed (in a row unless gaps)
+        self._pn = 0  # |posture before| (scaled), for the cosines
+        self._rx = 0  # the resting posture: the first changed quiet block (gaps), scaled
+        self._ry = 0
+        self._rz = 0
+        self._rn = 0
 
     def update(self, now_ms, x, y, z):
         # Inline clamps, sums and compares: this runs 50 times a second on the bracelet,
@@ -209,11 +228,12 @@ class FallDetector:
             self._state = _SETTLE
             self._settle_left = self._settle_n
             self._quiet = 0
+            self._down = 0
             self._bn = 0
         elif state == _SETTLE:
             self._settle_left -= 1
             if self._settle_left <= 0:
-                self._state = _STILL
+                self._state = _IDLE if self.reject_reason else _STILL
                 self._bn = 0
         else:
             self.mag = isqrt(m2, self.mag)
@@ -261,6 +281,7 @@ class FallDetector:
         self._px = _clamp(sx // n, _VEC_CLAMP) >> _SCALE
         self._py = _clamp(sy // n, _VEC_CLAMP) >> _SCALE
         self._pz = _clamp(sz // n, _VEC_CLAMP) >> _SCALE
+        self._pn = isqrt(self._px * self._px + self._py * self._py + self._pz * self._pz, 62)
         self.mag = isqrt(m2, self.impact_mg)
         self.fall_at = now_ms
         self.peak_mg = self.mag
@@ -269,10 +290,24 @@ class FallDetector:
         self._n = 0
         self._since = 0
         self._quiet = 0
+        self._down = 0
         self._bn = 0
         self._state = _SETTLE
         self._settle_left = self._settle_n
+        if self._up and not self._upright(self._px, self._py, self._pz, self._pn, self._up100):
+            # Lying already (turning over in bed, lying down hard): not a fall from upright.
+            # Rejected now; the settle time still runs, so its further hits stay silent.
+            self.reject_reason = R_LYING
+            return EV_IMPACT | EV_REJECT
         return EV_IMPACT
+
+    def _upright(self, x, y, z, norm, cos100):
+        # Within the cone around the upright axis: cos = component / norm >= cos100 / 100.
+        u = self._up
+        c = x if u == 1 or u == -1 else (y if u == 2 or u == -2 else z)
+        if u < 0:
+            c = -c
+        return c * 100 >= cos100 * norm
 
     def _still(self, x, y, z):
         if self._bn == 0:
@@ -295,88 +330,41 @@ class FallDetector:
         self._bn = 0
         mean = self._s1 // n
         var = self._s2 // n - mean * mean
-        if var > self._var_max:
+        if var > self._var_max:  # moving
             self._quiet = 0
+            if not self._gaps:
+                self._down = 0
             return 0
-        self._quiet += 1
-        if self._quiet < 2:
-            return 0
-        self._state = _IDLE
         qx = _clamp(self._sx // n, _VEC_CLAMP) >> _SCALE
         qy = _clamp(self._sy // n, _VEC_CLAMP) >> _SCALE
         qz = _clamp(self._sz // n, _VEC_CLAMP) >> _SCALE
         dot = qx * self._px + qy * self._py + qz * self._pz
         a = isqrt(qx * qx + qy * qy + qz * qz, 62)
-        b = isqrt(self._px * self._px + self._py * self._py + self._pz * self._pz, 62)
-        # Changed when cos(angle) < cos(posture_deg): dot / (a b) < cos100 / 100.
-        if dot * 100 < self._cos100 * a * b:
+        # Changed when cos(angle) < cos(posture_deg): dot / (a b) < cos100 / 100; and, with
+        # an upright axis, lying now (beyond lie_deg from it).
+        if dot * 100 < self._cos100 * a * self._pn and not (
+            self._up and self._upright(qx, qy, qz, a, self._lie100)
+        ):
+            self._quiet = 0
+            if self._down and self._gaps:
+                # Not in a row: the blocks must show one resting posture (within _CONE_COS).
+                if (qx * self._rx + qy * self._ry + qz * self._rz) * 100 < _CONE_COS * a * self._rn:
+                    self._down = 0
+            if self._down == 0:
+                self._rx = qx
+                self._ry = qy
+                self._rz = qz
+                self._rn = a
+            self._down += 1
+            if self._down < 2:
+                return 0
+            self._state = _IDLE
             return EV_FALL
+        self._quiet += 1
+        if not self._gaps:
+            self._down = 0
+        if self._quiet < 2:
+            return 0
+        self._state = _IDLE
         self.reject_reason = R_POSTURE
         return EV_REJECT
-
-
-class Wear:
-    def __init__(self, rate_hz=50, move_mg=40, not_worn_ms=3600000):
-        _check("rate_hz", rate_hz, 25, 200)
-        _check("move_mg", move_mg, 5, 2000)
-        _check("not_worn_ms", not_worn_ms, 60000, 86400000)
-        self.rate_hz = rate_hz
-        self.move_mg = move_mg
-        self.not_worn_s = not_worn_ms // 1000
-        self.worn = True
-        self.still_s = 0  # seconds since the last active second (saturating)
-        self.active_s = 0  # active seconds since take_active()
-        self._k = 0
-        self._lo_x = 0
-        self._hi_x = 0
-        self._lo_y = 0
-        self._hi_y = 0
-        self._lo_z = 0
-        self._hi_z = 0
-
-    def take_active(self):
-        n = self.active_s
-        self.active_s = 0
-        return n
-
-    def update(self, x, y, z):
-        if self._k == 0:
-            self._lo_x = self._hi_x = x
-            self._lo_y = self._hi_y = y
-            self._lo_z = self._hi_z = z
-        else:
-            if x < self._lo_x:
-                self._lo_x = x
-            elif x > self._hi_x:
-                self._hi_x = x
-            if y < self._lo_y:
-                self._lo_y = y
-            elif y > self._hi_y:
-                self._hi_y = y
-            if z < self._lo_z:
-                self._lo_z = z
-            elif z > self._hi_z:
-                self._hi_z = z
-        self._k += 1
-        if self._k < self.rate_hz:
-            return 0
-        self._k = 0
-        m = self.move_mg
-        moved = (
-            self._hi_x - self._lo_x > m
-            or self._hi_y - self._lo_y > m
-            or self._hi_z - self._lo_z > m
-        )
-        if moved:
-            self.still_s = 0
-            self.active_s += 1
-            if not self.worn:
-                self.worn = True
-                return EV_WORN
-            return 0
-        if self.still_s < 0x3FFFFFFF:
-            self.still_s += 1
-        if self.worn and self.still_s >= self.not_worn_s:
-            self.worn = False
-            return EV_NOT_WORN
-        return 0

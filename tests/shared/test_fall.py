@@ -17,6 +17,7 @@ from shared.fall import (
     EV_NOT_WORN,
     EV_REJECT,
     EV_WORN,
+    R_LYING,
     R_MOVING,
     R_POSTURE,
     FallDetector,
@@ -177,7 +178,8 @@ def test_impacts_for_a_minute_are_an_activity():
 @pytest.mark.parametrize(
     "kw",
     [{"rate_hz": 20}, {"rate_hz": 50.0}, {"impact_mg": 900}, {"posture_deg": 47},
-     {"still_ms": 100}, {"window_ms": 2000}, {"still_mg": 0}, {"settle_ms": -1}],
+     {"still_ms": 100}, {"window_ms": 2000}, {"still_mg": 0}, {"settle_ms": -1},
+     {"gaps": 2}, {"up_axis": 4}, {"up_deg": 62}, {"lie_deg": 5}],
 )
 def test_config_is_checked(kw):
     with pytest.raises(ValueError):
@@ -248,3 +250,51 @@ def test_wear_not_worn_after_stillness_and_worn_on_movement():
             evs.append(ev)
     assert evs[-1] == EV_WORN and w.worn
     assert w.take_active() == 5 and w.take_active() == 0
+
+
+# --- the waist's upright axis and the wrist's interrupted rest ------------------------------
+
+
+def test_a_waist_device_needs_upright_before_and_lying_after():
+    # up_axis=3: +z reads +1 g when upright. A fall from standing onto the side alarms;
+    # the same hit while already lying (turning over in bed) and a hard sit that ends
+    # upright-ish (30 degrees) do not.
+    waist = {"up_axis": 3, "up_deg": 60, "lie_deg": 55, "posture_deg": 25}
+    evs = run(FallDetector(**waist), fall_to((1000, 0, 0)), 50, 15)
+    assert [e for e in evs if e[1] & EV_FALL]
+
+    def in_bed(t):
+        return fall_to((0, 1000, 0))(t) if t >= 4600 else (1000 + noise(t, 8), 0, noise(t, 8))
+
+    evs = run(FallDetector(**waist), in_bed, 50, 15)
+    assert evs[0][1] == EV_IMPACT | EV_REJECT and evs[0][3] == R_LYING
+    assert not [e for e in evs if e[1] & EV_FALL]
+    evs = run(FallDetector(**waist), fall_to((500, 0, 866)), 50, 15)
+    assert not [e for e in evs if e[1] & EV_FALL] and evs[-1][3] == R_POSTURE
+    assert [e for e in run(FallDetector(posture_deg=25), fall_to((500, 0, 866)), 50, 15)
+            if e[1] & EV_FALL], "without an upright axis the 30-degree change is a fall"
+
+
+def _fall_then_arm_moves(hold):
+    # Lying after the fall; the arm moves for 0.6 s every 2.25 s (never two quiet blocks in a
+    # row), and rests in one posture (hold) or a new one each time.
+    def sig(t):
+        if t < 5700:
+            return fall_to((1000, 0, 0))(t)
+        k = (t - 5700) // 2250
+        if (t - 5700) % 2250 < 600:
+            return (600 + noise(t, 900), noise(t + 1, 900), 600 + noise(t + 2, 900))
+        if hold or k % 2 == 0:
+            return (1000 + noise(t, 8), noise(t + 1, 8), noise(t + 2, 8))
+        return (noise(t, 8), 1000 + noise(t + 1, 8), noise(t + 2, 8))
+
+    return sig
+
+
+def test_gaps_tolerate_arm_movement_while_the_resting_posture_holds():
+    strict = run(FallDetector(window_ms=10000), _fall_then_arm_moves(True), 50, 20)
+    assert not [e for e in strict if e[1] & EV_FALL] and strict[-1][3] == R_MOVING
+    loose = run(FallDetector(window_ms=10000, gaps=1), _fall_then_arm_moves(True), 50, 20)
+    assert [e for e in loose if e[1] & EV_FALL]
+    wander = run(FallDetector(window_ms=10000, gaps=1), _fall_then_arm_moves(False), 50, 20)
+    assert not [e for e in wander if e[1] & EV_FALL], "no single resting posture"

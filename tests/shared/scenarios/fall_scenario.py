@@ -1,6 +1,8 @@
 # Scenario: shared/fall.py on synthetic wrist signals (a fall, a slap on a table, a hard
 # sit-down while walking, a stumble with several hits before lying still, a sample beyond
-# the sensor range, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap.
+# the sensor range, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap; with the
+# wrist settings and (at 50 Hz) with waist-like ones (an upright axis, interrupted rest
+# allowed), where a hit while already lying ("turn") is rejected.
 # Prints one line per event; identical on CPython and MicroPython. On MicroPython it also
 # checks that update() allocates nothing per sample (prints nothing: output stays comparable).
 import sys
@@ -52,6 +54,13 @@ def signal(kind, t):
         else:
             st = 300 if (t // 250) % 2 else -200
             x, y, z = n + st // 2, noise(t + 1, 20), 1000 + st
+    elif kind == "turn":  # lying on the side, a hit, lying on the back
+        if t < 5000:
+            x, y, z = 1000 + n, noise(t + 1, 10), noise(t + 2, 10)
+        elif t < 5050:
+            x, y, z = 2600, 900, 3300
+        else:
+            x, y, z = n, 1000 + noise(t + 1, 8), noise(t + 2, 8)
     else:  # table
         x, y, z = noise(t, 4), noise(t + 1, 4), 1000 + noise(t + 2, 4)
     S[0] = x
@@ -82,17 +91,21 @@ def check_alloc(det, wear, rate):
         raise AssertionError("fall/wear allocate %d bytes over %d samples" % (used, 2 * rate))
 
 
+WAIST = {"up_axis": 3, "up_deg": 60, "lie_deg": 55, "gaps": 1, "window_ms": 10000}
 for rate in (25, 50, 200):
-    for kind, seconds in (("fall", 12), ("slap", 8), ("sitdown", 15), ("burst", 12)):
-        det = FallDetector(rate_hz=rate)
+    cases = [("fall", 12, {}), ("slap", 8, {}), ("sitdown", 15, {}), ("burst", 12, {})]
+    if rate == 50:  # the waist-like settings at one rate: the guest's fuel is limited
+        cases += [("fall", 12, WAIST), ("burst", 12, WAIST), ("turn", 10, WAIST)]
+    for kind, seconds, kw in cases:
+        det = FallDetector(rate_hz=rate, **kw)
         for k in range(seconds * rate):
             t = k * 1000 // rate
             signal(kind, t)
             ev = det.update(ticks_add(T0, t), S[0], S[1], S[2])
             if ev:
-                print(rate, kind, t, names(ev), "peak", det.peak_mg, "at",
-                      ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag", det.mag,
-                      "impacts", det.impacts)
+                print(rate, kind, "waist" if kw else "wrist", t, names(ev), "peak", det.peak_mg,
+                      "at", ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag",
+                      det.mag, "impacts", det.impacts)
         check_alloc(det, Wear(rate_hz=rate), rate)
 
 w = Wear(rate_hz=25, not_worn_ms=2 * 60000)
