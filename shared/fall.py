@@ -32,23 +32,24 @@ the evaluation on SisFall and UMAFall and where each default comes from):
    or no fall within ``window_ms`` of the last impact (or impacts going on for
    a minute): ``EV_REJECT`` with ``reject_reason`` (R_POSTURE, R_MOVING).
 
-Units: milli-g ints in, not g floats (a float is a heap object on MicroPython);
-``mag`` holds |a| in milli-g of the last sample the detector looked at closely
-(impacts and the stillness check), for diagnostics.
-The defaults are the wrist settings the bracelet runs, chosen on UMAFall's
-wrist recordings; a waist-worn device needs others (bench/falls/score.py WAIST),
-including its upright axis.
-It cannot see a slow slide to the floor or a fall broken by the hands into a
-sit or kneel (no impact), nor a fall followed by moving about for more than a
-few seconds: the SOS button stays the primary trigger.
+With ``score_min`` > 0 (the wrist default) step 3's test is a score instead:
+integer points per quiet block (shared/fall_score.py; ``score`` keeps the last),
+``EV_FALL`` at ``score_min``; R_POSTURE within 30 degrees of the posture before.
 
-Wear (worn / not worn, active seconds) lives in shared/fall_wear.py and is re-exported
-here.
+Units: milli-g ints in, not g floats (a float is a heap object on MicroPython);
+``mag`` holds |a| in milli-g of the last sample looked at closely (diagnostics).
+The defaults are the bracelet's wrist settings, chosen on UMAFall's wrist
+recordings; a waist device needs others (bench/falls/score.py WAIST: score_min=0,
+its upright axis). It cannot see a slow slide to the floor or a fall broken by
+the hands (no impact), nor a fall followed by moving about for more than a few
+seconds: the SOS button stays the primary trigger.
+Wear (worn / not worn) lives in shared/fall_wear.py and is re-exported here.
 
 Event bits are distinct across both modules so callers can OR them.
 """
 
 from shared.compat import const
+from shared.fall_score import COS30, points
 from shared.fall_wear import EV_NOT_WORN as EV_NOT_WORN, EV_WORN as EV_WORN, Wear as Wear
 
 EV_IMPACT = const(1)
@@ -116,14 +117,15 @@ class FallDetector:
         rate_hz=50,  # the bracelet's MPU6886 FIFO rate (firmware/apps/bracelet.py)
         impact_mg=2750,  # tuned on UMAFall WRIST, subjects 1-6 (docs/fall-detection.md)
         settle_ms=1000,  # bouncing after the impact (not tuned: the first version's 1 s)
-        window_ms=5000,  # stillness complete within 5 s of the last impact (tuned, as above)
-        still_ms=1500,  # ~1.5 s lying still, two blocks of 0.75 s (tuned, as above)
-        still_mg=80,  # std dev of |a| while lying still (sensor noise + breathing ~10-30 mg)
-        posture_deg=45,  # gravity direction changed by > 45 degrees (tuned, as above)
-        gaps=0,  # 1: the quiet blocks need not follow each other (tuned, as above)
+        window_ms=7500,  # a fall decided within 7.5 s of the last impact (tuned, as above)
+        still_ms=2500,  # quiet blocks of 1.25 s (tuned, as above)
+        still_mg=120,  # std dev of |a| in a quiet block (rest: noise + breathing ~10-30 mg)
+        posture_deg=45,  # score_min=0: gravity direction changed by > 45 degrees
+        gaps=0,  # score_min=0: 1 = the quiet blocks need not follow each other
         up_axis=0,  # device axis reading +1 g when upright: 1..3 = x..z, <0 = minus; 0 = none
         up_deg=60,  # with up_axis: upright before the impact = within up_deg of it
         lie_deg=60,  # with up_axis: lying after = beyond lie_deg from it (tuned, waist)
+        score_min=5,  # the wrist's score rule (shared/fall_score.py; tuned); 0: step 3's test
     ):
         _check("rate_hz", rate_hz, 25, 200)
         _check("impact_mg", impact_mg, 1200, 15000)
@@ -136,6 +138,9 @@ class FallDetector:
         _check("up_axis", up_axis, -3, 3)
         _check("up_deg", up_deg, 10, 90)
         _check("lie_deg", lie_deg, 10, 90)
+        _check("score_min", score_min, 0, 9)
+        if score_min and (gaps or up_axis):
+            raise ValueError("score_min does not combine with gaps or up_axis")
         if posture_deg % 5 or up_deg % 5 or lie_deg % 5:
             raise ValueError("posture_deg, up_deg and lie_deg must be multiples of 5")
         self.rate_hz = rate_hz
@@ -150,6 +155,7 @@ class FallDetector:
         self._up = up_axis
         self._up100 = _COS100[up_deg // 5]
         self._lie100 = _COS100[lie_deg // 5]
+        self._score_min = score_min
         self._gap_n = rate_hz * _GAP_MS // 1000
         self._cap_n = rate_hz * _CAP_S
         self._blk_n = rate_hz // 4  # posture history: sums over quarter-second blocks
@@ -163,6 +169,7 @@ class FallDetector:
         self.peak_mg = 0
         self.impacts = 0
         self.reject_reason = 0
+        self.score = 0  # score of the last quiet block (score_min > 0), diagnostics
         self._state = _IDLE
         self._bx = 0  # sums of the block in progress
         self._by = 0
@@ -192,6 +199,8 @@ class FallDetector:
         self._ry = 0
         self._rz = 0
         self._rn = 0
+        self._blk = 0  # blocks since the settle time ended (score rule)
+        self._run0 = 0  # the block the current run of quiet blocks began at (score rule)
 
     def update(self, now_ms, x, y, z):
         # Inline clamps, sums and compares: this runs 50 times a second on the bracelet,
@@ -235,6 +244,7 @@ class FallDetector:
             if self._settle_left <= 0:
                 self._state = _IDLE if self.reject_reason else _STILL
                 self._bn = 0
+                self._blk = 0
         else:
             self.mag = isqrt(m2, self.mag)
             ev = self._still(x, y, z)
@@ -287,6 +297,7 @@ class FallDetector:
         self.peak_mg = self.mag
         self.impacts = 1
         self.reject_reason = 0
+        self.score = 0
         self._n = 0
         self._since = 0
         self._quiet = 0
@@ -328,6 +339,7 @@ class FallDetector:
             return 0
         n = self._bn
         self._bn = 0
+        self._blk += 1
         mean = self._s1 // n
         var = self._s2 // n - mean * mean
         if var > self._var_max:  # moving
@@ -340,6 +352,8 @@ class FallDetector:
         qz = _clamp(self._sz // n, _VEC_CLAMP) >> _SCALE
         dot = qx * self._px + qy * self._py + qz * self._pz
         a = isqrt(qx * qx + qy * qy + qz * qz, 62)
+        if self._score_min:
+            return self._scored(dot * 100, a * self._pn)
         # Changed when cos(angle) < cos(posture_deg): dot / (a b) < cos100 / 100; and, with
         # an upright axis, lying now (beyond lie_deg from it).
         if dot * 100 < self._cos100 * a * self._pn and not (
@@ -363,6 +377,26 @@ class FallDetector:
         self._quiet += 1
         if not self._gaps:
             self._down = 0
+        if self._quiet < 2:
+            return 0
+        self._state = _IDLE
+        self.reject_reason = R_POSTURE
+        return EV_REJECT
+
+    def _scored(self, dot100, norm):
+        # The score rule: _down counts the quiet blocks in a row, _quiet those of them
+        # within 30 degrees of the posture before (two of these: R_POSTURE).
+        self._down += 1
+        if self._down == 1:
+            self._run0 = self._blk - 1
+        self.score = points(dot100, norm, self._down, self._run0, self.peak_mg, self.impacts)
+        if self.score >= self._score_min:
+            self._state = _IDLE
+            return EV_FALL
+        if dot100 < COS30 * norm:
+            self._quiet = 0
+            return 0
+        self._quiet += 1
         if self._quiet < 2:
             return 0
         self._state = _IDLE

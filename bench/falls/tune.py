@@ -39,12 +39,16 @@ GRIDS = {
     # upright-before / lying-after tests off and come first (the plain values).
     "sisfall": "impact_mg=2250,2000,2500,2750,3000 posture_deg=35,45 still_mg=80,120 "
     "up_deg=90,75,60 lie_deg=10,45,55,65",
-    # Wrist: no upright axis (a forearm has none); gaps=1 lets the quiet blocks be
-    # interrupted by arm movement as long as they show one resting posture.
-    "umafall": "impact_mg=2750,2500,3000,3250,3500 posture_deg=45,35,55,65 "
-    "still_mg=80,50,120 still_ms=1500,2500 window_ms=5000,7500,10000 gaps=0,1",
+    # Wrist: the score rule (shared/fall_score.py; fixed points, the threshold score_min is
+    # tuned, the middle value first); posture_deg and gaps play no part in it.
+    "umafall": "score_min=5,4,6,3 impact_mg=2750,2500,3000,3250,3500 still_mg=80,50,120 "
+    "still_ms=1500,2500 window_ms=5000,7500,10000",
 }
-FIXED = {"sisfall": "up_axis=-2 still_ms=1500 window_ms=10000", "umafall": ""}
+# The wrist's conjunction grid of the previous round (no up_axis: a forearm has none; gaps=1
+# lets the quiet blocks be interrupted by arm movement in one resting posture), for --grid.
+CONJUNCTION_GRID = ("score_min=0 impact_mg=2750,2500,3000,3250,3500 posture_deg=45,35,55,65 "
+                    "still_mg=80,50,120 still_ms=1500,2500 window_ms=5000,7500,10000 gaps=0,1")
+FIXED = {"sisfall": "score_min=0 up_axis=-2 still_ms=1500 window_ms=10000", "umafall": ""}
 
 
 def peak2(t: Trial) -> int:

@@ -1,5 +1,8 @@
 """The fall detector (impact, then posture change and stillness) and the worn detector.
 
+The defaults are the wrist's score rule (shared/fall_score.py); CONJ is the strict
+conjunction (score_min=0, the waist's rule) with the previous wrist settings.
+
 Properties: it never crashes and treats out-of-range samples as clamped; the same fall is
 found at every rate from 25 to 200 Hz and dated at its impact; the tick wrap only shifts
 dates. No allocation per sample is checked under MicroPython by scenarios/fall_scenario.py.
@@ -24,7 +27,10 @@ from shared.fall import (
     Wear,
     isqrt,
 )
+from shared.fall_score import points
 from shared.ticks import PERIOD, ticks_add
+
+CONJ = {"score_min": 0, "still_mg": 80, "still_ms": 1500, "window_ms": 5000}
 
 
 def noise(k, amp):
@@ -67,18 +73,21 @@ def fall_to(after_vec, at=5000, extra_impact=False):
     return sig
 
 
+@pytest.mark.parametrize("kw", [{}, CONJ], ids=["score", "conjunction"])
 @pytest.mark.parametrize("rate", [25, 50, 100, 200])
 @pytest.mark.parametrize("after", [(1000, 0, 0), (-1000, 0, 0), (0, 1000, 0), (0, 0, -1000)])
-def test_fall_is_detected_at_every_rate_and_landing_posture(rate, after):
-    det = FallDetector(rate_hz=rate)
+def test_fall_is_detected_at_every_rate_and_landing_posture(rate, after, kw):
+    det = FallDetector(rate_hz=rate, **kw)
     evs = run(det, fall_to(after), rate, 15)
     falls = [e for e in evs if e[1] & EV_FALL]
     assert len(falls) == 1, evs
     t, _ev, fall_at, _r = falls[0]
     assert abs(fall_at - 5000) <= 1000 // rate + 1, "dated at the impact"
-    # Settle 1 s, then two quiet blocks of still_ms / 2 (whole samples: 1.44 s at 25 Hz).
+    # Settle 1 s, then two quiet blocks of still_ms / 2 (whole samples: 1.44 s at 25 Hz for
+    # 1.5 s; with the score: 90 degrees +2, early rest +1, 4.3 g +1, the 2nd block +1 = 5).
     # The same instants at every rate, to within a sample and the block rounding.
-    assert 5000 + 1000 + 1400 <= t <= 5000 + 1000 + 3 * 750 + 50
+    half = kw.get("still_ms", 2500) // 2
+    assert 5000 + 1000 + 2 * half - 100 <= t <= 5000 + 1000 + 3 * half + 50
     assert det.peak_mg >= 4000
 
 
@@ -136,7 +145,8 @@ def test_below_the_threshold_is_not_an_impact():
     assert run(FallDetector(impact_mg=2500), bump, 50, 5) == []
 
 
-def test_a_fall_at_the_end_of_a_burst_of_impacts_keeps_the_first_posture_and_time():
+@pytest.mark.parametrize("kw", [{"score_min": 4}, CONJ], ids=["score", "conjunction"])
+def test_a_fall_at_the_end_of_a_burst_of_impacts_keeps_the_first_posture_and_time(kw):
     # Window from the LAST impact: a stumble with several hits over 4 s, then lying still.
     def stumble(t):
         if t < 3000:
@@ -146,11 +156,14 @@ def test_a_fall_at_the_end_of_a_burst_of_impacts_keeps_the_first_posture_and_tim
             return (2000, 0, 2500) if hit else (noise(t, 300), noise(t + 1, 300), 1000)
         return (1000 + noise(t, 8), noise(t + 1, 8), noise(t + 2, 8))
 
-    det = FallDetector()
+    det = FallDetector(**kw)
     evs = run(det, stumble, 50, 14)
     falls = [e for e in evs if e[1] & EV_FALL]
     assert len(falls) == 1 and abs(falls[0][2] - 3000) <= 20, evs
     assert det.impacts == 4 and det.peak_mg == math.isqrt(2000**2 + 2500**2)
+    # The shipped threshold (5): 4 impacts -1, a peak of 3.2 g 0, so at most 2 + 2 + 1 - 1.
+    det = FallDetector()
+    assert not [e for e in run(det, stumble, 50, 14) if e[1] & EV_FALL] and det.score == 4
 
 
 def test_moving_about_after_the_impact_is_rejected_when_the_window_ends():
@@ -179,7 +192,8 @@ def test_impacts_for_a_minute_are_an_activity():
     "kw",
     [{"rate_hz": 20}, {"rate_hz": 50.0}, {"impact_mg": 900}, {"posture_deg": 47},
      {"still_ms": 100}, {"window_ms": 2000}, {"still_mg": 0}, {"settle_ms": -1},
-     {"gaps": 2}, {"up_axis": 4}, {"up_deg": 62}, {"lie_deg": 5}],
+     {"gaps": 2}, {"up_axis": 4}, {"up_deg": 62}, {"lie_deg": 5}, {"score_min": 10},
+     {"gaps": 1}, {"up_axis": 2}, {"score_min": 3, "gaps": 1}],
 )
 def test_config_is_checked(kw):
     with pytest.raises(ValueError):
@@ -259,7 +273,7 @@ def test_a_waist_device_needs_upright_before_and_lying_after():
     # up_axis=3: +z reads +1 g when upright. A fall from standing onto the side alarms;
     # the same hit while already lying (turning over in bed) and a hard sit that ends
     # upright-ish (30 degrees) do not.
-    waist = {"up_axis": 3, "up_deg": 60, "lie_deg": 55, "posture_deg": 25}
+    waist = CONJ | {"up_axis": 3, "up_deg": 60, "lie_deg": 55, "posture_deg": 25}
     evs = run(FallDetector(**waist), fall_to((1000, 0, 0)), 50, 15)
     assert [e for e in evs if e[1] & EV_FALL]
 
@@ -271,7 +285,8 @@ def test_a_waist_device_needs_upright_before_and_lying_after():
     assert not [e for e in evs if e[1] & EV_FALL]
     evs = run(FallDetector(**waist), fall_to((500, 0, 866)), 50, 15)
     assert not [e for e in evs if e[1] & EV_FALL] and evs[-1][3] == R_POSTURE
-    assert [e for e in run(FallDetector(posture_deg=25), fall_to((500, 0, 866)), 50, 15)
+    assert [e for e in run(FallDetector(**CONJ | {"posture_deg": 25}), fall_to((500, 0, 866)),
+                           50, 15)
             if e[1] & EV_FALL], "without an upright axis the 30-degree change is a fall"
 
 
@@ -292,9 +307,42 @@ def _fall_then_arm_moves(hold):
 
 
 def test_gaps_tolerate_arm_movement_while_the_resting_posture_holds():
-    strict = run(FallDetector(window_ms=10000), _fall_then_arm_moves(True), 50, 20)
+    conj = CONJ | {"window_ms": 10000}
+    strict = run(FallDetector(**conj), _fall_then_arm_moves(True), 50, 20)
     assert not [e for e in strict if e[1] & EV_FALL] and strict[-1][3] == R_MOVING
-    loose = run(FallDetector(window_ms=10000, gaps=1), _fall_then_arm_moves(True), 50, 20)
+    loose = run(FallDetector(**conj, gaps=1), _fall_then_arm_moves(True), 50, 20)
     assert [e for e in loose if e[1] & EV_FALL]
-    wander = run(FallDetector(window_ms=10000, gaps=1), _fall_then_arm_moves(False), 50, 20)
+    wander = run(FallDetector(**conj, gaps=1), _fall_then_arm_moves(False), 50, 20)
     assert not [e for e in wander if e[1] & EV_FALL], "no single resting posture"
+
+
+# --- the wrist's score rule (shared/fall_score.py) -----------------------------------------
+
+
+def test_score_points_per_band():
+    n = 100  # |before| x |block|: cosines in hundredths
+    assert points(100 * n, n, 1, 5, 2800, 1) == 0  # unchanged, one block, late, mild, one hit
+    assert points(86 * n, n, 1, 5, 2800, 1) == 1  # turned > 30 degrees
+    assert points(49 * n, n, 1, 5, 2800, 1) == 2  # > 60 degrees
+    assert points(49 * n, n, 3, 1, 7000, 1) == 7  # + long rest, early, >= 7 g
+    assert points(49 * n, n, 2, 1, 4000, 3) == 5
+    assert points(49 * n, n, 2, 1, 4000, 4) == 4  # 4 impacts -1
+    assert points(49 * n, n, 2, 1, 4000, 8) == 3  # 8 -2
+
+
+def test_a_smaller_turn_with_a_long_rest_is_a_fall_for_the_score_only():
+    # The forearm ends 40 degrees from where it was (the conjunction wants > 45): the score
+    # counts +1 for the turn, +2 for a third quiet block, +1 early rest, +1 for 4.3 g.
+    after = (643, 0, 766)
+    evs = run(FallDetector(), fall_to(after), 50, 15)
+    falls = [e for e in evs if e[1] & EV_FALL]
+    assert len(falls) == 1 and abs(falls[0][0] - (5000 + 1000 + 3 * 1250)) <= 100, evs
+    evs = run(FallDetector(**CONJ), fall_to(after), 50, 15)
+    assert not [e for e in evs if e[1] & EV_FALL] and evs[-1][3] == R_POSTURE
+
+
+def test_an_unchanged_rest_is_rejected_by_posture_under_the_score():
+    det = FallDetector()
+    evs = run(det, fall_to((0, 0, 1000)), 50, 15)  # hit, then resting as before
+    assert [e[1] for e in evs] == [EV_IMPACT, EV_REJECT] and evs[-1][3] == R_POSTURE
+    assert det.score < 5

@@ -1,10 +1,12 @@
 # Scenario: shared/fall.py on synthetic wrist signals (a fall, a slap on a table, a hard
 # sit-down while walking, a stumble with several hits before lying still, a sample beyond
 # the sensor range, minutes on a table) at 25, 50 and 200 Hz, across the tick wrap; with the
-# wrist settings and (at 50 Hz) with waist-like ones (an upright axis, interrupted rest
-# allowed), where a hit while already lying ("turn") is rejected.
-# Prints one line per event; identical on CPython and MicroPython. On MicroPython it also
-# checks that update() allocates nothing per sample (prints nothing: output stays comparable).
+# wrist settings (the score rule) and (at 50 Hz) with the strict conjunction and waist-like
+# settings (an upright axis, interrupted rest allowed), where a hit while already lying
+# ("turn") is rejected.
+# Prints one line per event (and the last score); identical on CPython and MicroPython. On
+# MicroPython it also checks that update() allocates nothing per sample, idle and through a
+# whole fall (prints nothing: output stays comparable).
 import sys
 
 from shared.fall import EV_FALL, EV_IMPACT, EV_NOT_WORN, EV_REJECT, EV_WORN, FallDetector, Wear
@@ -91,22 +93,55 @@ def check_alloc(det, wear, rate):
         raise AssertionError("fall/wear allocate %d bytes over %d samples" % (used, 2 * rate))
 
 
-WAIST = {"up_axis": 3, "up_deg": 60, "lie_deg": 55, "gaps": 1, "window_ms": 10000}
+def check_alloc_fall(kw, rate, seconds):
+    # A whole fall (impact, settle, quiet blocks, the score or the conjunction), the samples
+    # computed first (the signal's arithmetic allocates), then fed with nothing else allocating.
+    if not ON_MPY:
+        return
+    import gc
+
+    n = seconds * rate
+    buf = [0] * (3 * n)
+    for k in range(n):
+        signal("fall", k * 1000 // rate)
+        buf[3 * k] = S[0]
+        buf[3 * k + 1] = S[1]
+        buf[3 * k + 2] = S[2]
+    det = FallDetector(rate_hz=rate, **kw)
+    seen = 0
+    k = 0
+    before = gc.mem_alloc()
+    while k < n:
+        seen |= det.update(k, buf[3 * k], buf[3 * k + 1], buf[3 * k + 2])
+        k += 1
+    used = gc.mem_alloc() - before
+    if used > 64 or not seen & EV_FALL:
+        raise AssertionError("a fall allocates %d bytes over %d samples (events %d)"
+                             % (used, n, seen))
+
+
+CONJ = {"score_min": 0, "still_mg": 80, "still_ms": 1500, "window_ms": 5000}
+WAIST = {"score_min": 0, "up_axis": 3, "up_deg": 60, "lie_deg": 55, "gaps": 1,
+         "window_ms": 10000}
 for rate in (25, 50, 200):
     cases = [("fall", 12, {}), ("slap", 8, {}), ("sitdown", 15, {}), ("burst", 12, {})]
-    if rate == 50:  # the waist-like settings at one rate: the guest's fuel is limited
-        cases += [("fall", 12, WAIST), ("burst", 12, WAIST), ("turn", 10, WAIST)]
+    if rate == 50:  # the other settings at one rate: the guest's fuel is limited
+        cases += [("fall", 12, CONJ), ("burst", 12, CONJ), ("fall", 12, WAIST),
+                  ("burst", 12, WAIST), ("turn", 10, WAIST)]
     for kind, seconds, kw in cases:
+        label = "waist" if kw is WAIST else ("conj" if kw is CONJ else "wrist")
         det = FallDetector(rate_hz=rate, **kw)
         for k in range(seconds * rate):
             t = k * 1000 // rate
             signal(kind, t)
             ev = det.update(ticks_add(T0, t), S[0], S[1], S[2])
             if ev:
-                print(rate, kind, "waist" if kw else "wrist", t, names(ev), "peak", det.peak_mg,
+                print(rate, kind, label, t, names(ev), "peak", det.peak_mg,
                       "at", ticks_diff(det.fall_at, T0), "reason", det.reject_reason, "mag",
-                      det.mag, "impacts", det.impacts)
+                      det.mag, "impacts", det.impacts, "score", det.score)
         check_alloc(det, Wear(rate_hz=rate), rate)
+for kw in ({}, CONJ, WAIST):
+    check_alloc_fall(kw, 50, 12)
 
 w = Wear(rate_hz=25, not_worn_ms=2 * 60000)
 for k in range(25 * 60 * 3):  # 3 minutes on the table, the last 20 s picked up
