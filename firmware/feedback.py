@@ -19,7 +19,8 @@ from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 F_ALARM = const(1)
 NAMES = ("", "SENDING", "NOT_DELIVERED", "RECEIVED", "CALLING", "HELP", "CANCELLED", "TEST_OK",
-         "FALL_WINDOW", "LOW_BATTERY", "FAULT", "SAFE_BOOT", "CONFIG_ERROR", "PREALARM")
+         "FALL_WINDOW", "LOW_BATTERY", "FAULT", "SAFE_BOOT", "CONFIG_ERROR", "PREALARM",
+         "IDENTIFY")
 _L = const(1)  # LED
 _V = const(2)  # vibration
 # Tone bits: TONE_* << 2, as literals because const() cannot see imported names.
@@ -61,6 +62,9 @@ P_CONFIG_ERROR = bytes((12 << 4, 60, _L, 20, 0, 60, _L, 20, 0, 60, _L, 100, 0))
 # The hub's whole-home pre-alarm, "are you all right?": a rising call with light and vibration,
 # repeated; sounds in quiet hours too (an alarm follows if nobody moves)
 P_PREALARM = bytes((F_ALARM | 13 << 4, 20, _L | _V | _MI, 20, _L, 20, _L | _V | _HI, 140, 0))
+# "It's me": the platform's identify request, so a worker can tell which device is meant;
+# a quick blink-blink and one low chirp a second, repeated; light only in quiet hours
+P_IDENTIFY = bytes((14 << 4, 15, _L | _LO, 15, 0, 15, _L, 55, 0))
 
 
 class Feedback:

@@ -38,19 +38,27 @@ VERSION = "0.1.0"
 def uplink_config(cfg: Config) -> UplinkConfig:
     p = cfg.platform
     return UplinkConfig(
-        hub_id=cfg.hub_id, county=cfg.county, host=p.host, port=p.port,
-        unix_socket=p.unix_socket, ca_file=p.ca_file if p.tls else None,
-        cert_file=p.cert_file if p.tls else None, key_file=p.key_file if p.tls else None,
-        keepalive=p.keepalive_s, session_expiry=p.session_expiry_s,
-        software=f"carebeacon-hub {VERSION}")
+        hub_id=cfg.hub_id,
+        county=cfg.county,
+        host=p.host,
+        port=p.port,
+        unix_socket=p.unix_socket,
+        ca_file=p.ca_file if p.tls else None,
+        cert_file=p.cert_file if p.tls else None,
+        key_file=p.key_file if p.tls else None,
+        keepalive=p.keepalive_s,
+        session_expiry=p.session_expiry_s,
+        software=f"carebeacon-hub {VERSION}",
+    )
 
 
 class Daemon:
     def __init__(self, cfg: Config, *, radio_factory=None, store: Store | None = None):
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = store or Store(cfg.data_dir / "hub.db", hub_id=cfg.hub_id,
-                                    on_fault=self._store_fault)
+        self.store = store or Store(
+            cfg.data_dir / "hub.db", hub_id=cfg.hub_id, on_fault=self._store_fault
+        )
         self._radio_factory = radio_factory
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
@@ -75,6 +83,7 @@ class Daemon:
                 ok = bool(await self.radio.send_ack(address, data))
             finally:
                 self.core.ack_written(dev_id, setting, ok)
+
         self._spawn(write())
 
     def _spawn(self, coro) -> None:
@@ -88,10 +97,15 @@ class Daemon:
         from hub.radio import Radio
 
         r = self.cfg.radio
-        return Radio(adapter=r.adapter, scanning=r.scanning,
-                     silence_restart_s=r.silence_restart_s, silence_reset_s=r.silence_reset_s,
-                     connect_timeout_s=r.ack_connect_timeout_s,
-                     on_advert=self.core.on_frame, on_health=self._health)
+        return Radio(
+            adapter=r.adapter,
+            scanning=r.scanning,
+            silence_restart_s=r.silence_restart_s,
+            silence_reset_s=r.silence_reset_s,
+            connect_timeout_s=r.ack_connect_timeout_s,
+            on_advert=self.core.on_frame,
+            on_health=self._health,
+        )
 
     def _health(self, h) -> None:
         self.core.set_radio_health(h.state, h.detail or "")
@@ -100,20 +114,30 @@ class Daemon:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.uplink = Uplink(
-            uplink_config(self.cfg), loop=loop,
+            uplink_config(self.cfg),
+            loop=loop,
             on_delivered=lambda ref: self.core.on_delivered(ref),
             on_rejected=lambda ref, rej: self.core.on_rejected(ref, rej),
             on_connected=lambda *a: self.core.on_connected(*a),
             on_disconnected=lambda *a: self.core.on_disconnected(*a),
-            on_request=lambda req: self.core.on_request(req))
-        self.core = HubCore(self.cfg, self.store, publisher=self.uplink, acker=self._acker)
+            on_request=lambda req: self.core.on_request(req),
+        )
+        # defer: delivery marks committed once per batch of PUBACKs, not one fsync each
+        self.core = HubCore(
+            self.cfg, self.store, publisher=self.uplink, acker=self._acker, defer=loop.call_soon
+        )
         self.radio = self._make_radio()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stopping.set)
-        log.info("hub %s (county %s, household %s): %d devices, data in %s",
-                 self.cfg.hub_id, self.cfg.county, self.cfg.household, len(self.cfg.devices),
-                 self.cfg.data_dir)
+        log.info(
+            "hub %s (county %s, household %s): %d devices, data in %s",
+            self.cfg.hub_id,
+            self.cfg.county,
+            self.cfg.household,
+            len(self.cfg.devices),
+            self.cfg.data_dir,
+        )
         self.uplink.start()
         await self.radio.start()
         last_status = last_prune = 0.0
@@ -154,41 +178,65 @@ class Daemon:
         devices = []
         for d, dev in sorted(self.cfg.devices.items()):
             rt = core.devices[d]
-            devices.append({
-                "id": contract.device_hex(d), "kind": dev.kind, "room": dev.room,
-                "location": dev.location,
-                "availability": core.home.supervisor.state(d),
-                "last_seen": (contract.iso_time(rt.last_wall_ms / 1000)
-                              if rt.last_wall_ms else None),
-                "battery": rt.battery, "rssi": rt.rssi, "refused_frames": rt.bad_tags,
-                "settings_pending": len(rt.settings)})
+            devices.append(
+                {
+                    "id": contract.device_hex(d),
+                    "kind": dev.kind,
+                    "room": dev.room,
+                    "location": dev.location,
+                    "availability": core.home.supervisor.state(d),
+                    "last_seen": (
+                        contract.iso_time(rt.last_wall_ms / 1000) if rt.last_wall_ms else None
+                    ),
+                    "battery": rt.battery,
+                    "rssi": rt.rssi,
+                    "refused_frames": rt.bad_tags,
+                    "settings_pending": len(rt.settings),
+                }
+            )
         pending = self.store.pending(limit=1000)
         det = core.home.detector
         radio = getattr(self.radio, "health", None)
         return {
-            "hub": self.cfg.hub_id, "county": self.cfg.county, "household": self.cfg.household,
-            "running": running, "pid": os.getpid(), "time": contract.iso_time(time.time()),
+            "hub": self.cfg.hub_id,
+            "county": self.cfg.county,
+            "household": self.cfg.household,
+            "running": running,
+            "pid": os.getpid(),
+            "time": contract.iso_time(time.time()),
             "uptime_s": int(time.monotonic() - self.started_mono),
-            "uplink": {"connected": bool(self.uplink and self.uplink.connected),
-                       "protocol": getattr(self.uplink, "protocol", None),
-                       "in_flight": len(core.in_flight)},
-            "radio": {"status": core.radio_health,
-                      "state": getattr(radio, "state", None),
-                      "detail": getattr(radio, "detail", None),
-                      "adverts": getattr(radio, "adverts", None)},
+            "uplink": {
+                "connected": bool(self.uplink and self.uplink.connected),
+                "protocol": getattr(self.uplink, "protocol", None),
+                "in_flight": len(core.in_flight),
+            },
+            "radio": {
+                "status": core.radio_health,
+                "state": getattr(radio, "state", None),
+                "detail": getattr(radio, "detail", None),
+                "adverts": getattr(radio, "adverts", None),
+            },
             "devices": devices,
-            "pending": {"events": len(pending),
-                        "alarms": [e.ref for e in pending if e.alarm][:50]},
+            "pending": {"events": len(pending), "alarms": [e.ref for e in pending if e.alarm][:50]},
             "store": {"fault": self.store.fault, "dropped": self.store.dropped},
             "faults": {contract.HUB_FAULTS.get(c, str(c)): t for c, t in core.faults.items()},
-            "unknown_devices": [{"id": contract.device_hex(d), "count": u.count,
-                                 "rssi": u.rssi, "address": u.address}
-                                for d, u in sorted(core.unknown.items())],
-            "inactivity": None if det is None else {
+            "unknown_devices": [
+                {
+                    "id": contract.device_hex(d),
+                    "count": u.count,
+                    "rssi": u.rssi,
+                    "address": u.address,
+                }
+                for d, u in sorted(core.unknown.items())
+            ],
+            "inactivity": None
+            if det is None
+            else {
                 "state": ["idle", "prealarm", "alarm", "away"][det.state],
                 "still_min": det.still_ms // 60_000,
                 "threshold_min": det.threshold_ms // 60_000,
-                "learned_days": det.learned_days},
+                "learned_days": det.learned_days,
+            },
             "counters": dict(core.counters),
         }
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from hub import contract, events as E
@@ -41,11 +41,14 @@ from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
 
 log = logging.getLogger("carebeacon.hub")
 
+_ACKED_SEEN = 16  # frames per device remembered as acknowledged: > the device's 6 outbox slots
 RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
 ALARM_TYPES = ("manual_alarm", "automatic_alarm")
 # Refill the uplink only when fewer events than this are in flight: pump() reads the pending
 # queue (O(pending)), so pumping after every PUBACK made draining a long outage's backlog
 # quadratic (2000 alarms: a minute of CPU with the event loop blocked, radio unheard).
+# pump() reads the store only while a backlog may exist; otherwise a new event is published
+# straight after its commit (`_offer`): that query was ~0.1 ms of every alarm's latency.
 PUMP_LOW_WATER = 20
 # ...and never have more than this in flight: each pump() skips every in-flight event, so a
 # burst of frames (each pumping) while PUBACKs wait their turn on the loop was quadratic too.
@@ -88,13 +91,30 @@ class DeviceRuntime:
     battery: int | None = None
     bad_tags: int = 0
     settings: dict[int, int] = field(default_factory=dict)  # setting id -> value, not yet sent
+    sent: dict[int, int] = field(default_factory=dict)  # setting id -> value last put in an ack
+    acked_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=_ACKED_SEEN))
 
 
 class HubCore:
-    def __init__(self, cfg: Config, store: Store, *, publisher, acker, clock: Clock | None = None,
-                 alarm_repeat_s: int = 300, alarm_repeat_for_s: int = 24 * 3600):
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        *,
+        publisher,
+        acker,
+        clock: Clock | None = None,
+        alarm_repeat_s: int = 300,
+        alarm_repeat_for_s: int = 24 * 3600,
+        defer=None,
+    ):
+        """`defer(fn)` runs fn soon, after the callbacks already queued (the daemon passes
+        loop.call_soon): delivery marks are then committed once per batch of PUBACKs instead
+        of one fsync each. Without it every mark is committed at once."""
         self.cfg, self.store = cfg, store
         self.publisher, self.acker = publisher, acker
+        self.defer = defer
+        self._commit_queued = False
         self.clock = clock or Clock()
         self.alarm_repeat_ms = alarm_repeat_s * 1000
         self.alarm_repeat_for_ms = alarm_repeat_for_s * 1000
@@ -109,6 +129,10 @@ class HubCore:
         self.unknown: dict[int, Unknown] = {}
         self.counters: Counter[str] = Counter()
         self.in_flight: dict[str, int] = {}  # ref -> mono ms published
+        # False only when every pending event in the store is in flight: set False by a
+        # pump() that saw the whole queue, True by anything that may leave one behind.
+        self.backlog = True
+        self.event_topic = contract.event_topic(cfg.county, cfg.hub_id)
         self.rejected: dict[str, int] = {}  # ref -> mono ms it may be offered again
         self.repeat_at: dict[str, int] = {}  # delivered alarm ref -> mono ms to publish again
         self.repeat_until: dict[str, int] = {}
@@ -123,8 +147,9 @@ class HubCore:
         for ev in store.awaiting_help(wall - self.alarm_repeat_for_ms):
             if self._is_alarm(ev.payload_json):
                 self.repeat_at[ev.ref] = now + self.alarm_repeat_ms
-                self.repeat_until[ev.ref] = now + self.alarm_repeat_for_ms - (
-                    wall - (ev.delivered_ms or wall))
+                self.repeat_until[ev.ref] = (
+                    now + self.alarm_repeat_for_ms - (wall - (ev.delivered_ms or wall))
+                )
 
     # -- frames ---------------------------------------------------------------------------
     @staticmethod
@@ -145,8 +170,12 @@ class HubCore:
             u.count, u.rssi, u.address, u.last_mono_ms = u.count + 1, rssi, address, now
             self.counters["unknown"] += 1
             if u.count == 1:
-                log.info("unknown device %08x at %s (rssi %s): not paired, ignored",
-                         dev_id, address, rssi)
+                log.info(
+                    "unknown device %08x at %s (rssi %s): not paired, ignored",
+                    dev_id,
+                    address,
+                    rssi,
+                )
             return "unknown"
         rt = self.devices[dev_id]
         try:
@@ -154,11 +183,13 @@ class HubCore:
         except F.FrameError as e:
             rt.bad_tags += 1
             self.counters["refused"] += 1
-            log.warning("refused a frame claiming device %08x from %s: %s",
-                        dev_id, address, e.reason)
+            log.warning(
+                "refused a frame claiming device %08x from %s: %s", dev_id, address, e.reason
+            )
             if rt.bad_tags in (10, 100, 1000):
-                self.hub_fault(205, f"{rt.bad_tags} refused frames claiming device "
-                                    f"{dev_id:08x}", device=dev_id)
+                self.hub_fault(
+                    205, f"{rt.bad_tags} refused frames claiming device {dev_id:08x}", device=dev_id
+                )
             return "refused"
         rt.address, rt.last_mono_ms, rt.rssi = address, now, rssi
         rt.last_wall_ms = self.clock.wall_ms()
@@ -166,9 +197,12 @@ class HubCore:
         verdict = window.check(f.seq)
         if verdict == R_TOO_OLD:
             self.counters["too_old"] += 1
-            self.hub_fault(204, f"device {dev_id:08x} sent seq {f.seq}, below its replay window"
-                                f" (top {window.top}): a replay or a very late retry",
-                           device=dev_id)
+            self.hub_fault(
+                204,
+                f"device {dev_id:08x} sent seq {f.seq}, below its replay window"
+                f" (top {window.top}): a replay or a very late retry",
+                device=dev_id,
+            )
             return "too_old"
         self.home.seen(dev_id, now)
         if verdict == R_DUPLICATE:
@@ -193,40 +227,80 @@ class HubCore:
         ref = self.store.ref_for(dev_id, f.seq)
         payload = ""
         if mapped is not None:
-            cancels = (self.store.ref_for(dev_id, mapped.cancels_seq)
-                       if mapped.cancels_seq else None)
+            cancels = self.store.ref_for(dev_id, mapped.cancels_seq) if mapped.cancels_seq else None
             payload = self._event_json(ref, mapped, dev, event_ms, wall, rssi, cancels=cancels)
             if cancels:
                 self.stop_repeating(cancels)  # the elder cancelled it: no operator ack is coming
         elif f.mtype == F.T_FAULT:
-            log.warning("device %08x reported fault code %d, unknown to this hub version",
-                        dev_id, f.arg >> 16)
-        rec = Record(device_id=dev_id, seq=f.seq, mtype=f.mtype, arg=f.arg, event_ms=event_ms,
-                     recv_ms=wall, recv_mono_ms=now, rssi=rssi, attempt=f.attempt,
-                     payload_json=payload,
-                     delivered_ms=wall if mapped is None else None)  # local: nothing to send
+            log.warning(
+                "device %08x reported fault code %d, unknown to this hub version",
+                dev_id,
+                f.arg >> 16,
+            )
+        rec = Record(
+            device_id=dev_id,
+            seq=f.seq,
+            mtype=f.mtype,
+            arg=f.arg,
+            event_ms=event_ms,
+            recv_ms=wall,
+            recv_mono_ms=now,
+            rssi=rssi,
+            attempt=f.attempt,
+            payload_json=payload,
+            delivered_ms=wall if mapped is None else None,  # local: nothing to send
+        )
         added = self.store.add(rec, states={self._window_name(dev_id): window.to_bytes()})
+        if added.is_new and payload:
+            self._offer(added.ref, payload)
         self.counters["stored" if added.durable else "held_in_memory"] += 1
         if mapped is None:
             status = added.status
         else:
             status = added.status
-            log.info("%s from %08x (%s, %s) seq %d, %d ms old: %s", mapped.type, dev_id,
-                     dev.kind, dev.room or "-", f.seq, f.age_ms, added.ref)
+            log.info(
+                "%s from %08x (%s, %s) seq %d, %d ms old: %s",
+                mapped.type,
+                dev_id,
+                dev.kind,
+                dev.room or "-",
+                f.seq,
+                f.age_ms,
+                added.ref,
+            )
         self.store.touch_device(dev_id, last_seen_ms=wall, rssi=rssi, battery=rt.battery)
         if status:
             self._ack(dev_id, f.seq, status)
         self.home.frame(dev, f, now)
-        self.pump()
         return "stored" if added.durable else "held"
 
-    def _event_json(self, ref: str, m: E.Mapped, dev: Device | None, event_ms: int, wall: int,
-                    rssi: int | None, cancels: str | None = None) -> str:
+    def _event_json(
+        self,
+        ref: str,
+        m: E.Mapped,
+        dev: Device | None,
+        event_ms: int,
+        wall: int,
+        rssi: int | None,
+        cancels: str | None = None,
+    ) -> str:
         msg = contract.build_event(
-            ref=ref, hub=self.cfg.hub_id, county=self.cfg.county, household=self.cfg.household,
-            type=m.type, event_time=event_ms / 1000, receive_time=wall / 1000,
-            device=E.contract_device(dev) if dev else None, cause=m.cause, priority=m.priority,
-            battery=m.battery, rssi=rssi, cancels=cancels, fault=m.fault, info=m.info)
+            ref=ref,
+            hub=self.cfg.hub_id,
+            county=self.cfg.county,
+            household=self.cfg.household,
+            type=m.type,
+            event_time=event_ms / 1000,
+            receive_time=wall / 1000,
+            device=E.contract_device(dev) if dev else None,
+            cause=m.cause,
+            priority=m.priority,
+            battery=m.battery,
+            rssi=rssi,
+            cancels=cancels,
+            fault=m.fault,
+            info=m.info,
+        )
         return json.dumps(msg, separators=(",", ":"))
 
     # -- acknowledgements -----------------------------------------------------------------
@@ -237,11 +311,21 @@ class HubCore:
         tod, weekday, synced = self.clock.local()
         clock = F.encode_clock(tod, weekday) if synced else 0
         setting, value = self.home.prealarm_setting(self.clock.mono_ms())
-        if setting == F.S_NONE and rt.settings:
+        # A pending setting rides only on a frame's first ack. The device ignores an ack that
+        # does not raise the frame's status, setting and all, and forgets a routine frame at its
+        # first ack: on a repeat (a retried advert heard twice) or a later status the setting
+        # would be lost while its write "succeeded". (The pre-alarm rides on every ack: it is
+        # repeated anyway.)
+        first = seq not in rt.acked_seqs
+        if first:
+            rt.acked_seqs.append(seq)
+        if setting == F.S_NONE and rt.settings and first:
             setting = min(rt.settings)
             value = rt.settings[setting]
-        data = self.codecs[dev_id].encode_ack(bytearray(F.ACK_LEN), seq, status, clock,
-                                              setting, value)
+            rt.sent[setting] = value
+        data = self.codecs[dev_id].encode_ack(
+            bytearray(F.ACK_LEN), seq, status, clock, setting, value
+        )
         self.counters["acks"] += 1
         self.acker(dev_id, rt.address, bytes(data), setting)
 
@@ -250,8 +334,8 @@ class HubCore:
         rt = self.devices.get(dev_id)
         if rt is None:
             return
-        if ok and setting in rt.settings:
-            del rt.settings[setting]  # the device has it
+        if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
+            del rt.settings[setting]  # the device has it (unless changed since: then send that)
         self.counters["ack_written" if ok else "ack_failed"] += 1
 
     def _ack_if_near(self, ref: str, status: int) -> None:
@@ -261,8 +345,11 @@ class HubCore:
         except ValueError:
             return
         rt = self.devices.get(dev_id or -1)
-        if rt and rt.last_mono_ms is not None and \
-                self.clock.mono_ms() - rt.last_mono_ms < RECENT_MS:
+        if (
+            rt
+            and rt.last_mono_ms is not None
+            and self.clock.mono_ms() - rt.last_mono_ms < RECENT_MS
+        ):
             self._ack(dev_id, seq, status)
 
     def devices_told_help(self, dev_id: int, seq: int) -> None:
@@ -284,12 +371,19 @@ class HubCore:
         payload = self._event_json(ref, mapped, dev, wall, wall, None, cancels=mapped.cancels_ref)
         if mapped.cancels_ref:
             self.stop_repeating(mapped.cancels_ref)
-        rec = Record(device_id=HUB_SELF, seq=self.hub_seq, mtype=mtype, arg=device or 0,
-                     event_ms=wall, recv_ms=wall, recv_mono_ms=self.clock.mono_ms(),
-                     payload_json=payload)
-        self.store.add(rec, states={"hub_seq": self.hub_seq.to_bytes(4, "big")})
+        rec = Record(
+            device_id=HUB_SELF,
+            seq=self.hub_seq,
+            mtype=mtype,
+            arg=device or 0,
+            event_ms=wall,
+            recv_ms=wall,
+            recv_mono_ms=self.clock.mono_ms(),
+            payload_json=payload,
+        )
+        if self.store.add(rec, states={"hub_seq": self.hub_seq.to_bytes(4, "big")}).is_new:
+            self._offer(ref, payload)
         log.info("hub event %s %s", mapped.type, ref)
-        self.pump()
         return ref
 
     def hub_fault(self, code: int, text: str, device: int | None = None) -> None:
@@ -298,8 +392,9 @@ class HubCore:
             return
         if device is None:
             self.faults[code] = text
-        self.hub_event(E.H_FAULT, E.Mapped("fault", fault={"code": code, "text": text[:200]}),
-                       device=device)
+        self.hub_event(
+            E.H_FAULT, E.Mapped("fault", fault={"code": code, "text": text[:200]}), device=device
+        )
 
     def hub_fault_cleared(self, code: int) -> None:
         if self.faults.pop(code, None) is not None:
@@ -307,36 +402,63 @@ class HubCore:
             self.hub_event(E.H_RESTORAL, E.Mapped("restoral", fault={"code": code}))
 
     # -- uplink ---------------------------------------------------------------------------
+    def _offer(self, ref: str, payload: str) -> None:
+        """Publish an event just stored. With no backlog it is the only event not in flight,
+        so it is what pump() would pick: send it without reading the queue back."""
+        if (
+            self.backlog
+            or len(self.in_flight) >= PUMP_MAX_IN_FLIGHT
+            or not getattr(self.publisher, "connected", False)
+        ):
+            self.backlog = True
+            self.pump()
+        elif self.publisher.publish_event(ref, self.event_topic, payload.encode()):
+            self.in_flight[ref] = self.clock.mono_ms()
+        else:
+            self.backlog = True
+
     def pump(self) -> None:
         """Offer pending events to the platform, oldest first, alarms ahead of routine."""
         room = PUMP_MAX_IN_FLIGHT - len(self.in_flight)
-        if room <= 0 or not getattr(self.publisher, "connected", False):
+        if not self.backlog or room <= 0 or not getattr(self.publisher, "connected", False):
             return
         now = self.clock.mono_ms()
-        topic = contract.event_topic(self.cfg.county, self.cfg.hub_id)
         exclude = set(self.in_flight) | {r for r, t in self.rejected.items() if t > now}
-        for ev in self.store.pending(limit=min(100, room), exclude=exclude):
+        limit = min(100, room)
+        pending = self.store.pending(limit=limit, exclude=exclude)
+        for ev in pending:
             if not ev.payload_json:
                 continue
-            if not self.publisher.publish_event(ev.ref, topic, ev.payload_json.encode()):
-                break
+            if not self.publisher.publish_event(ev.ref, self.event_topic, ev.payload_json.encode()):
+                return
             self.in_flight[ev.ref] = now
             self.rejected.pop(ev.ref, None)
+        # Saw the whole queue and sent it all; a refused event waits, so keep looking then.
+        if len(pending) < limit and not self.rejected:
+            self.backlog = False
 
     def on_connected(self, *_args) -> None:
         self.in_flight.clear()  # the store is the truth: offer everything pending again
+        self.backlog = True
         self.pump()
 
     def on_disconnected(self, *_args) -> None:
         self.in_flight.clear()
+        self.backlog = True
 
     def on_delivered(self, ref: str) -> None:
         self.in_flight.pop(ref, None)
         if self.repeat_at.get(ref) is not None:
             self.repeat_at[ref] = self.clock.mono_ms() + self.alarm_repeat_ms
             return
-        if not self.store.mark_delivered(ref, self.clock.wall_ms()):
+        # With `defer`, the mark is visible at once (nothing re-offers it) and committed with
+        # the rest of this batch of PUBACKs. A crash before that commit publishes it again
+        # with the same ref: the at-least-once the platform deduplicates anyway.
+        if not self.store.mark_delivered(ref, self.clock.wall_ms(), commit=self.defer is None):
             return
+        if self.defer is not None and not self._commit_queued:
+            self._commit_queued = True
+            self.defer(self._commit_marks)
         self.counters["delivered"] += 1
         if self.faults.get(206):
             self.hub_fault_cleared(206)
@@ -350,6 +472,10 @@ class HubCore:
         if len(self.in_flight) < PUMP_LOW_WATER:
             self.pump()
 
+    def _commit_marks(self) -> None:
+        self._commit_queued = False
+        self.store.commit()
+
     @staticmethod
     def _is_alarm(payload: str) -> bool:
         return any(f'"type":"{t}"' in payload for t in ALARM_TYPES)
@@ -357,6 +483,7 @@ class HubCore:
     def on_rejected(self, ref: str, rejection) -> None:
         self.in_flight.pop(ref, None)
         self.rejected[ref] = self.clock.mono_ms() + 60_000  # offered again in a minute
+        self.backlog = True
         self.hub_fault(206, f"platform refused {ref}: {rejection}")
 
     def stop_repeating(self, ref: str) -> None:
@@ -372,9 +499,9 @@ class HubCore:
                 self.repeat_at.pop(ref, None)
                 self.repeat_until.pop(ref, None)
                 continue
-            topic = contract.event_topic(self.cfg.county, self.cfg.hub_id)
-            if getattr(self.publisher, "connected", False) and \
-                    self.publisher.publish_event(ref, topic, ev.payload_json.encode()):
+            if getattr(self.publisher, "connected", False) and self.publisher.publish_event(
+                ref, self.event_topic, ev.payload_json.encode()
+            ):
                 self.in_flight[ref] = now
                 self.counters["repeated"] += 1
             self.repeat_at[ref] = now + self.alarm_repeat_ms
@@ -390,15 +517,21 @@ class HubCore:
         for ref, t in list(self.in_flight.items()):
             if now - t > 120_000:  # no PUBACK in 2 min on a live link: offer it again
                 del self.in_flight[ref]
+                self.backlog = True
         self.pump()
 
     def set_radio_health(self, state: str, detail: str = "") -> None:
-        status = {"scanning": "ok", "starting": "degraded", "restarting": "degraded",
-                  "resetting": "degraded"}.get(state, "down")
+        status = {
+            "scanning": "ok",
+            "starting": "degraded",
+            "restarting": "degraded",
+            "resetting": "degraded",
+        }.get(state, "down")
         if status != self.radio_health:
             self.radio_health = status
-            if getattr(self.publisher, "connected", False) or hasattr(self.publisher,
-                                                                      "publish_state"):
+            if getattr(self.publisher, "connected", False) or hasattr(
+                self.publisher, "publish_state"
+            ):
                 self.publisher.publish_state(status, detail[:200] or None)
             if status == "down":
                 self.hub_fault(201, f"radio {state}: {detail}")

@@ -9,8 +9,11 @@ import logging
 from hub import contract, events as E
 from hub.contract import Request, Result
 from hub.store_types import HELP
+from shared import frame as F
 
 log = logging.getLogger("carebeacon.requests")
+
+IDENTIFY_S = 30  # long enough to walk into the room and spot the blinking one
 
 
 def handle(core, req: Request) -> None:
@@ -80,9 +83,13 @@ def _test(core, req: Request):
 
 
 def _identify(core, req: Request):
+    """The device blinks and chirps for IDENTIFY_S once it next hears the hub (the hub cannot
+    call a device: it rides on the next acknowledgement, like a setting)."""
     if req.device_id not in core.cfg.devices:
         return Result.WRONG_DATA, f"unknown device {req.device_id:08x}", None
-    return Result.NOT_TREATED, "identify is not in radio protocol v1 (no hub-to-device call)", None
+    core.devices[req.device_id].settings[F.S_IDENTIFY] = IDENTIFY_S
+    return Result.HOLD, "the device shows it at its next contact", {
+        "device": contract.device_hex(req.device_id), "seconds": IDENTIFY_S}
 
 
 def _list(core, req: Request):

@@ -2,14 +2,15 @@
 
 One SQLite file in WAL mode, written only through `Store`. Layers: `store_types.py` (Record,
 Event, Added, errors), `store_schema.py` (pragmas, schema versions, migrations),
-`store_disk.py` (all SQL), `store_memory.py` (the overflow queue), `store_order.py`
-(uplink order).
+`store_disk.py` (all SQL), `store_memory.py` (what waits in memory for a commit, the
+overflow queue, disk faults), `store_order.py` (uplink order).
 
 Typical use by the daemon, per group of frames received within a few ms:
     r = window.check(seq) ...; window.accept(seq)          (shared/replay.py)
     res = store.add_many(records, states={"replay:%d" % dev: window.to_bytes()})
     for a in res: if a.status: acknowledge(a.status)      (never when a.status is None)
-and, on the uplink: pending(exclude=in_flight) -> publish -> mark_delivered_many(refs).
+and, on the uplink: pending(exclude=in_flight) -> publish -> per PUBACK
+mark_delivered(ref, commit=False), then one commit() per batch (or mark_delivered_many).
 
 Durability. `add`/`add_many` insert in ONE transaction and COMMIT before returning; with
 `synchronous=FULL` (the default) the commit fsyncs the WAL, so `durable` / `status ==
@@ -32,20 +33,10 @@ device's events (rule and reasoning: `store_order.py`); `alarms_first=False` giv
 order. Pass the refs in flight as `exclude`, so a new alarm never overtakes its own device's
 earlier in-flight events.
 
-Disk full / I/O errors. A write that fails with a storage error (SQLITE_FULL, SQLITE_IOERR,
-read-only, corrupt, ...) is rolled back and the store goes to memory: new events are held in
-an overflow queue (`durable=False`, `status=None`: do not tell the device STORED; it may be
-told DELIVERED once the platform confirms), `fault` says what is wrong and `on_fault` is
-called; delivery marks, state blobs and device rows queue with them. On SQLITE_FULL the
-store first evicts the oldest delivered routine events (their pages are reused) and retries
-once, so alarms stay durable on a full disk while routine history can make room. Each later
-write (at most every `retry_interval_s`) or `flush_overflow()` commits the whole queue,
-oldest first, in ONE transaction: held events get ids after every event already on disk, so
-order is kept, and a state blob never reaches the disk ahead of the events before it.
-Success clears `fault`. While `fault` is set the daemon should call `flush_overflow()` every
-few seconds: nothing else retries when no frames come. The queue keeps every alarm; above
-`overflow_max` it drops routine events, delivered ones first, then the oldest (`dropped`).
-Held events die with the process: that is why they are never acknowledged as STORED.
+Disk full / I/O errors: the store goes on in memory, never acknowledging a held event as
+STORED, with `fault` set until a commit succeeds again (store_memory.py tells how). While
+`fault` is set the daemon should call `flush_overflow()` every few seconds. The overflow
+keeps every alarm; above `overflow_max` it drops routine events (`dropped`).
 
 Retention (`prune`, call it e.g. hourly): delivered routine events older than
 `retention_days` go, then the oldest delivered routine events while more than `max_events`
@@ -59,7 +50,6 @@ the event loop. One writing process only; a status CLI may read the file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -70,7 +60,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from hub import store_disk as disk
-from hub.store_memory import Held, Mark, Overflow, merge_mark
+from hub.store_memory import Held, Unwritten
 from hub.store_order import uplink_order
 from hub.store_schema import SYNC_MODES, errname, open_db
 from hub.store_types import (
@@ -91,8 +81,17 @@ from hub.store_types import (
     make_ref,
 )
 
-__all__ = ["Store", "Record", "Event", "Added", "PruneResult", "StoreError",
-           "PENDING", "DELIVERED", "HELP"]
+__all__ = [
+    "Store",
+    "Record",
+    "Event",
+    "Added",
+    "PruneResult",
+    "StoreError",
+    "PENDING",
+    "DELIVERED",
+    "HELP",
+]
 
 log = logging.getLogger("carebeacon.store")
 
@@ -125,8 +124,11 @@ class Store:
         on_fault: Callable[[str | None], None] | None = None,
     ) -> None:
         self.hub_id = check_hub_id(hub_id)
-        for name, v, lo in (("max_events", max_events, 1), ("retention_days", retention_days, 1),
-                            ("overflow_max", overflow_max, 0)):
+        for name, v, lo in (
+            ("max_events", max_events, 1),
+            ("retention_days", retention_days, 1),
+            ("overflow_max", overflow_max, 0),
+        ):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError("%s=%r: must be an integer >= %d" % (name, v, lo))
         if not isinstance(retry_interval_s, int | float) or retry_interval_s < 0:
@@ -137,24 +139,28 @@ class Store:
         self.sync = sync.upper()
         self.max_events = max_events
         self.retention_days = retention_days
-        self.retry_interval_s = float(retry_interval_s)
-        self._on_fault = on_fault
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._db, self.journal_mode = open_db(self.path, self.sync)
         # Only an fsynced commit may be reported durable (and acknowledged as STORED).
         self._fsync = self.sync in ("FULL", "EXTRA")
-        # Waiting for the next successful commit (all of it only while the disk fails,
-        # except _touched, which rides along with any commit):
-        self._held = Overflow(overflow_max)
-        self._marks: dict[str, Mark] = {}
-        self._states: dict[str, bytes] = {}
-        self._touched: dict[int, dict[str, Any]] = {}
-        self.fault: str | None = None
-        self.fault_since_ms: int | None = None
-        self.write_errors = 0  # failed write transactions
+        self._mem = Unwritten(self.path, overflow_max, float(retry_interval_s), on_fault)
+        self._held = self._mem.held
         self.room_made = 0  # delivered routine events evicted because the disk was full
-        self._retry_at = 0.0
+
+    @property
+    def fault(self) -> str | None:
+        """Why the disk cannot be written (new events held in memory), or None."""
+        return self._mem.fault
+
+    @property
+    def fault_since_ms(self) -> int | None:
+        return self._mem.fault_since_ms
+
+    @property
+    def write_errors(self) -> int:
+        """Failed write transactions."""
+        return self._mem.write_errors
 
     @property
     def dropped(self) -> int:
@@ -166,13 +172,18 @@ class Store:
         return make_ref(self.hub_id, device_id, seq)
 
     # -- adding ---------------------------------------------------------------------------
-    def add(self, rec: Record | Mapping[str, Any], *,
-            states: Mapping[str, bytes] | None = None) -> Added:
+    def add(
+        self, rec: Record | Mapping[str, Any], *, states: Mapping[str, bytes] | None = None
+    ) -> Added:
         """Store one frame (and `states` blobs) in one commit; see `add_many`."""
         return self.add_many([rec], states=states)[0]
 
-    def add_many(self, recs: Iterable[Record | Mapping[str, Any]], *,
-                 states: Mapping[str, bytes] | None = None) -> list[Added]:
+    def add_many(
+        self,
+        recs: Iterable[Record | Mapping[str, Any]],
+        *,
+        states: Mapping[str, bytes] | None = None,
+    ) -> list[Added]:
         """Store frames and `states` blobs in ONE commit, fsynced before returning.
 
         One `Added` per record. A frame already stored (same device_id and seq, also twice
@@ -194,23 +205,25 @@ class Store:
                     # Unreadable disk: treat as new; INSERT OR IGNORE settles it when written.
                     row = self._try(None, disk.lookup, db, key)
                     if row is not None:
-                        st = max(row[2], self._marks.get(row[1], (PENDING,))[0])
-                        out[i] = Added(row[0], False, self._fsync, row[1],
-                                       ack_status(st, self._fsync))
+                        st = self._mem.state(row[1], row[2])
+                        out[i] = Added(
+                            row[0], False, self._fsync, row[1], ack_status(st, self._fsync)
+                        )
                     else:
                         first[key] = i
                         new.append(Held(r, self.ref_for(*key)))
-            self._states.update(blobs)
-            ids = self._write(new) if new or self._queued() else {}
+            self._mem.states.update(blobs)
+            ids = self._write(new) if new or self._mem.queued() else {}
             if ids is None:
-                self._hold(new)
+                self._mem.hold(new)
             for h in new:
                 if ids is None:
                     out[first[h.key]] = Added(None, True, False, h.ref, None)
                 else:
                     eid, existed = ids[h.key]
-                    out[first[h.key]] = Added(eid, not existed, self._fsync, h.ref,
-                                              ack_status(h.state, self._fsync))
+                    out[first[h.key]] = Added(
+                        eid, not existed, self._fsync, h.ref, ack_status(h.state, self._fsync)
+                    )
             for i, r in enumerate(batch):
                 if out[i] is None:  # a second copy within the batch
                     a = out[first[(r.device_id, r.seq)]]
@@ -219,9 +232,13 @@ class Store:
             return out  # type: ignore[return-value]
 
     # -- delivery state -------------------------------------------------------------------
-    def mark_delivered(self, ref: str, when_ms: int) -> bool:
-        """The platform's broker confirmed `ref`. False if the store does not know it."""
-        return self._mark([ref], DELIVERED, when_ms) == 1
+    def mark_delivered(self, ref: str, when_ms: int, *, commit: bool = True) -> bool:
+        """The platform's broker confirmed `ref`. False if the store does not know it.
+
+        commit=False: the mark holds in memory at once (pending(), get() and status_of() see
+        it) and is written by the next commit, or by `commit()`: many marks, one fsync. Lost
+        in a crash before that, the event is simply published again under the same ref."""
+        return self._mark([ref], DELIVERED, when_ms, commit) == 1
 
     def mark_delivered_many(self, refs: Iterable[str], when_ms: int) -> int:
         """`mark_delivered` for many refs in one commit; returns how many were known."""
@@ -231,7 +248,7 @@ class Store:
         """An operator acknowledged `ref` (implies delivered). False if unknown."""
         return self._mark([ref], HELP, when_ms) == 1
 
-    def _mark(self, refs: list[str], state: int, when_ms: int) -> int:
+    def _mark(self, refs: list[str], state: int, when_ms: int, commit: bool = True) -> int:
         with self._lock:
             db = self._conn()
             known = 0
@@ -242,17 +259,15 @@ class Store:
                     h.mark(state, when_ms)
                     known += 1
                     continue
-                old = self._marks.get(ref)
+                old = self._mem.marks.get(ref)
                 if old is None:
                     # Unreadable disk: queue the UPDATE anyway (a no-op if the ref is unknown).
                     old = self._try((PENDING, None, None), disk.mark_of, db, ref)
                     if old is None:
                         continue
                 known += 1
-                if old[0] < state:
-                    self._marks[ref] = merge_mark(old, state, when_ms)
-                    queued = True
-            if queued:
+                queued = self._mem.mark(ref, old, state, when_ms) or queued
+            if queued and commit:
                 self._write([])
             return known
 
@@ -281,26 +296,32 @@ class Store:
             row = self._try(None, disk.lookup, db, (device_id, seq))
             if row is None:
                 return None
-            return ack_status(max(row[2], self._marks.get(row[1], (PENDING,))[0]), self._fsync)
+            return ack_status(self._mem.state(row[1], row[2]), self._fsync)
 
-    def pending(self, limit: int = 100, *, alarms_first: bool = True,
-                exclude: Iterable[str] = ()) -> list[Event]:
+    def pending(
+        self, limit: int = 100, *, alarms_first: bool = True, exclude: Iterable[str] = ()
+    ) -> list[Event]:
         """Up to `limit` undelivered events in uplink order: alarms first, each device's own
         order kept (hub/store_order.py). `exclude`: refs to skip, e.g. those in flight."""
         skip = exclude if isinstance(exclude, set | frozenset) else set(exclude)
         with self._lock:
             db = self._conn()
-            # Marked delivered in memory only (disk failing): no longer pending.
-            marked = {ref for ref, m in self._marks.items() if m[0] > PENDING}
+            marked = self._mem.marked()  # no longer pending, though not written yet
             if marked:
                 skip = skip | marked
             return uplink_order(
-                limit=limit, skip=skip, alarms_first=alarms_first,
-                disk_alarms=[a for a in self._try([], disk.pending_alarms, db)
-                             if a[2] not in marked] if alarms_first else [],
+                limit=limit,
+                skip=skip,
+                alarms_first=alarms_first,
+                disk_alarms=[
+                    a for a in self._try([], disk.pending_alarms, db) if a[2] not in marked
+                ]
+                if alarms_first
+                else [],
                 held=[h for h in self._held if h.state == PENDING],
                 disk_promoted=lambda hot: self._iter(disk.PROMOTED_SQL, (json.dumps(hot),)),
-                disk_pending=lambda: self._iter(disk.PENDING_SQL, ()))
+                disk_pending=lambda: self._iter(disk.PENDING_SQL, ()),
+            )
 
     # -- retention ------------------------------------------------------------------------
     def prune(self, now_ms: int) -> PruneResult:
@@ -310,7 +331,8 @@ class Store:
             db = self._conn()
             try:
                 expired, trimmed, left = disk.prune(
-                    db, now_ms - self.retention_days * _DAY_MS, self.max_events)
+                    db, now_ms - self.retention_days * _DAY_MS, self.max_events
+                )
             except sqlite3.DatabaseError as e:
                 if not _is_storage_error(e):
                     raise
@@ -319,9 +341,14 @@ class Store:
                 return PruneResult(error=reason)
             over = max(0, left - self.max_events)
             if over:
-                log.warning("%s: %d events, %d over max_events=%d: all alarms or undelivered",
-                            self.path, left, over, self.max_events)
-            if self._queued():
+                log.warning(
+                    "%s: %d events, %d over max_events=%d: all alarms or undelivered",
+                    self.path,
+                    left,
+                    over,
+                    self.max_events,
+                )
+            if self._mem.queued():
                 self._write([], force=True)
             return PruneResult(expired, trimmed, left, over)
 
@@ -333,22 +360,23 @@ class Store:
         b = check_blob(name, blob)
         with self._lock:
             self._conn()
-            self._states[name] = b
+            self._mem.states[name] = b
             return self._write([]) is not None
 
     def get_state(self, name: str) -> bytes | None:
         """The blob last put under `name` (memory first), or None. StoreError if unreadable."""
         with self._lock:
             db = self._conn()
-            if name in self._states:
-                return self._states[name]
+            if name in self._mem.states:
+                return self._mem.states[name]
             try:
                 row = db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
             except sqlite3.DatabaseError as e:
                 if not _is_storage_error(e):
                     raise
-                raise StoreError("%s: cannot read state %r (%s: %s)"
-                                 % (self.path, name, errname(e), e)) from e
+                raise StoreError(
+                    "%s: cannot read state %r (%s: %s)" % (self.path, name, errname(e), e)
+                ) from e
             return None if row is None else bytes(row[0])
 
     def touch_device(self, device_id: int, **fields: Any) -> None:
@@ -356,24 +384,35 @@ class Store:
         memory and written with the next commit: no fsync of its own, it is not an alarm."""
         check_device_fields(device_id, fields)
         with self._lock:
-            self._touched.setdefault(device_id, {}).update(fields)
+            self._mem.touched.setdefault(device_id, {}).update(fields)
 
     def devices(self) -> list[dict[str, Any]]:
         """One dict per device: device_id, last_seen_ms, rssi, battery, availability."""
         with self._lock:
             db = self._conn()
             rows = self._try({}, disk.devices, db)
-            for dev, f in self._touched.items():
+            for dev, f in self._mem.touched.items():
                 rows.setdefault(dev, dict.fromkeys(("device_id", *DEVICE_FIELDS))).update(
-                    f, device_id=dev)
+                    f, device_id=dev
+                )
             return [rows[d] for d in sorted(rows)]
 
     # -- health and lifecycle -------------------------------------------------------------
+    def commit(self) -> bool:
+        """Write what waits in memory (marks made with commit=False, device rows) in one
+        transaction. True when nothing is left waiting. While the disk fails it retries at
+        most every `retry_interval_s`, as any write does."""
+        with self._lock:
+            if not self._mem.queued() and not self._mem.touched:
+                return True  # also after close(), which wrote it all
+            self._conn()
+            return self._write([]) is not None
+
     def flush_overflow(self) -> bool:
         """Try now to write everything held in memory. True when nothing is left held."""
         with self._lock:
             self._conn()
-            if not self._queued() and not self._touched:
+            if not self._mem.queued() and not self._mem.touched:
                 return True
             return self._write([], force=True) is not None
 
@@ -383,11 +422,18 @@ class Store:
             db = self._conn()
             n, pend, pend_alarms = self._try((None, None, None), disk.counts, db)
             return {
-                "path": self.path, "journal_mode": self.journal_mode, "sync": self.sync,
-                "events": n, "pending": pend, "pending_alarms": pend_alarms,
-                "held": len(self._held), "held_alarms": self._held.alarms(),
-                "dropped": self.dropped, "write_errors": self.write_errors,
-                "room_made": self.room_made, "fault": self.fault,
+                "path": self.path,
+                "journal_mode": self.journal_mode,
+                "sync": self.sync,
+                "events": n,
+                "pending": pend,
+                "pending_alarms": pend_alarms,
+                "held": len(self._held),
+                "held_alarms": self._held.alarms(),
+                "dropped": self.dropped,
+                "write_errors": self.write_errors,
+                "room_made": self.room_made,
+                "fault": self.fault,
                 "fault_since_ms": self.fault_since_ms,
             }
 
@@ -397,9 +443,13 @@ class Store:
             if self._db is None:
                 return
             if not self.flush_overflow() and len(self._held):
-                log.error("%s: closing with %d events only in memory (%d alarms): not durable,"
-                          " never acknowledged as stored; devices will retry them", self.path,
-                          len(self._held), self._held.alarms())
+                log.error(
+                    "%s: closing with %d events only in memory (%d alarms): not durable,"
+                    " never acknowledged as stored; devices will retry them",
+                    self.path,
+                    len(self._held),
+                    self._held.alarms(),
+                )
             self._db.close()
             self._db = None
 
@@ -415,9 +465,6 @@ class Store:
             raise StoreError("%s: the store is closed" % self.path)
         return self._db
 
-    def _queued(self) -> bool:
-        return bool(len(self._held) or self._marks or self._states)
-
     def _try(self, default: Any, fn: Callable[..., _T], *args: Any) -> _T:
         """fn(*args); on a storage error log it and return `default` (memory still serves)."""
         try:
@@ -428,21 +475,13 @@ class Store:
             log.error("%s: cannot read the store (%s: %s)", self.path, errname(e), e)
             return default
 
-    def _overlay(self, e: Event) -> Event:
-        m = self._marks.get(e.ref)
-        if m is None or m[0] <= e.state:
-            return e
-        return dataclasses.replace(
-            e, state=m[0], delivered_ms=m[1] if e.delivered_ms is None else e.delivered_ms,
-            help_ms=m[2] if e.help_ms is None else e.help_ms)
-
     def _iter(self, sql: str, args: tuple[Any, ...]) -> Iterator[Event]:
         """Events from a query, lazily (pending() stops at its limit); marks applied."""
         cur = None
         try:
             cur = self._conn().execute(sql, args)
             for row in cur:
-                yield self._overlay(event_from_row(row, self._fsync))
+                yield self._mem.overlay(event_from_row(row, self._fsync))
         except sqlite3.DatabaseError as e:
             if not _is_storage_error(e):
                 raise
@@ -454,34 +493,27 @@ class Store:
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Event]:
         return list(self._iter(sql, args))
 
-    def _write(self, new: list[Held], force: bool = False
-               ) -> dict[tuple[int, int], tuple[int, bool]] | None:
+    def _write(
+        self, new: list[Held], force: bool = False
+    ) -> dict[tuple[int, int], tuple[int, bool]] | None:
         """Commit everything queued, then `new`, in one transaction. Returns {key: (id,
         existed)} for the events written, or None if the disk failed (nothing written)."""
-        if self.fault is not None and not force and time.monotonic() < self._retry_at:
-            return None  # failed a moment ago: stay in memory, don't retry on every frame
+        if self._mem.backing_off(force):
+            return None
         db = self._conn()
+        m = self._mem
         for attempt in (0, 1):
             try:
-                ids = disk.commit(db, [*self._held, *new], self._marks, self._states,
-                                  self._touched, _now_ms())
+                ids = disk.commit(db, [*m.held, *new], m.marks, m.states, m.touched, _now_ms())
             except sqlite3.DatabaseError as e:
                 if not _is_storage_error(e):
                     raise
                 code = getattr(e, "sqlite_errorcode", 0) & 0xFF
                 if attempt == 0 and code == sqlite3.SQLITE_FULL and self._make_room():
                     continue
-                self._set_fault(e)
+                m.failed(e)
                 return None
-            self._held.clear()
-            self._marks.clear()
-            self._states.clear()
-            self._touched.clear()
-            if self.fault is not None:
-                log.warning("%s: the store is writable again; fault cleared", self.path)
-                self.fault = self.fault_since_ms = None
-                if self._on_fault is not None:
-                    self._on_fault(None)
+            m.written()
             return ids
         return None  # not reached
 
@@ -492,30 +524,16 @@ class Store:
         except sqlite3.DatabaseError as e:
             if not _is_storage_error(e):
                 raise
-            log.error("%s: disk full, and evicting routine events failed too (%s: %s)",
-                      self.path, errname(e), e)
+            log.error(
+                "%s: disk full, and evicting routine events failed too (%s: %s)",
+                self.path,
+                errname(e),
+                e,
+            )
             return 0
         if n:
             self.room_made += n
-            log.warning("%s: disk full: evicted %d delivered routine events to make room",
-                        self.path, n)
+            log.warning(
+                "%s: disk full: evicted %d delivered routine events to make room", self.path, n
+            )
         return n
-
-    def _set_fault(self, e: BaseException) -> None:
-        self.write_errors += 1
-        self._retry_at = time.monotonic() + self.retry_interval_s
-        reason = ("%s: cannot write the store (%s: %s); new events are held in memory, not"
-                  " durable" % (self.path, errname(e), e))
-        if reason != self.fault:
-            log.error("%s", reason)
-            if self.fault is None:
-                self.fault_since_ms = _now_ms()
-            self.fault = reason
-            if self._on_fault is not None:
-                self._on_fault(reason)
-
-    def _hold(self, new: list[Held]) -> None:
-        dropped = self._held.add(new)
-        if dropped:
-            log.warning("%s: memory overflow full: dropped %d routine events (%d in all)",
-                        self.path, dropped, self._held.dropped)

@@ -1,17 +1,41 @@
-"""The hub store's memory overflow: events held while the disk cannot be written.
+"""The hub store's memory side: what waits for the next commit, and the disk fault that holds it.
 
-Bounded: every alarm-class event is kept whatever the bound; above `max_len` routine events
-are dropped, those already delivered first, then the oldest (`dropped` counts them).
-Insertion order is arrival order, which is the order they reach the disk and the uplink.
+`Unwritten` keeps, until `hub/store.py` commits them: delivery marks, state blobs and device
+rows (device rows, and marks made with commit=False, ride along with any commit; the rest waits
+only while the disk fails), and the events held while the disk cannot be written.
+
+Disk full / I/O errors. A write that fails with a storage error (SQLITE_FULL, SQLITE_IOERR,
+read-only, corrupt, ...) is rolled back and the store goes to memory: new events are held in
+an overflow queue (`durable=False`, `status=None`: do not tell the device STORED; it may be
+told DELIVERED once the platform confirms), `fault` says what is wrong and `on_fault` is
+called; delivery marks, state blobs and device rows queue with them. On SQLITE_FULL the
+store first evicts the oldest delivered routine events (their pages are reused) and retries
+once, so alarms stay durable on a full disk while routine history can make room. Each later
+write (at most every `retry_interval_s`) or `flush_overflow()` commits the whole queue,
+oldest first, in ONE transaction: held events get ids after every event already on disk, so
+order is kept, and a state blob never reaches the disk ahead of the events before it.
+Success clears `fault`. While `fault` is set the daemon should call `flush_overflow()` every
+few seconds: nothing else retries when no frames come. Held events die with the process:
+that is why they are never acknowledged as STORED.
+
+The overflow is bounded: every alarm-class event is kept whatever the bound; above `max_len`
+routine events are dropped, those already delivered first, then the oldest (`dropped` counts
+them). Insertion order is arrival order, which is the order they reach the disk and the uplink.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from hub.store_schema import errname
 from hub.store_types import DELIVERED, HELP, PENDING, Event, Record, event_from_row
+
+log = logging.getLogger("carebeacon.store")
 
 Mark = tuple[int, int | None, int | None]  # (state, delivered_ms, help_ms)
 
@@ -20,8 +44,11 @@ def merge_mark(old: Mark | None, state: int, when_ms: int) -> Mark:
     """Climb to `state` at `when_ms`; states never go down and first times are kept.
     HELP implies DELIVERED, so it sets delivered_ms too if it was not set."""
     st, dms, hms = old if old is not None else (PENDING, None, None)
-    return (max(st, state), dms if dms is not None else when_ms,
-            hms if hms is not None or state < HELP else when_ms)
+    return (
+        max(st, state),
+        dms if dms is not None else when_ms,
+        hms if hms is not None or state < HELP else when_ms,
+    )
 
 
 class Held:
@@ -42,14 +69,29 @@ class Held:
 
     def mark(self, state: int, when_ms: int) -> None:
         self.state, self.delivered_ms, self.help_ms = merge_mark(
-            (self.state, self.delivered_ms, self.help_ms), state, when_ms)
+            (self.state, self.delivered_ms, self.help_ms), state, when_ms
+        )
 
     def row(self) -> tuple[Any, ...]:
         """Values for the INSERT in hub/store_disk.py (EVENT_COLUMNS without id)."""
         r = self.rec
-        return (self.ref, r.device_id, r.seq, r.mtype, r.arg, int(r.alarm), r.event_ms,
-                r.recv_ms, r.recv_mono_ms, r.rssi, r.attempt, r.payload_json, self.state,
-                self.delivered_ms, self.help_ms)
+        return (
+            self.ref,
+            r.device_id,
+            r.seq,
+            r.mtype,
+            r.arg,
+            int(r.alarm),
+            r.event_ms,
+            r.recv_ms,
+            r.recv_mono_ms,
+            r.rssi,
+            r.attempt,
+            r.payload_json,
+            self.state,
+            self.delivered_ms,
+            self.help_ms,
+        )
 
     def event(self) -> Event:
         return event_from_row((None, *self.row()), durable=False)
@@ -97,3 +139,101 @@ class Overflow:
             del self._by_ref[h.ref]
         self.dropped += len(victims)
         return len(victims)
+
+
+class Unwritten:
+    """Everything waiting in memory for the store's next successful commit, and the fault."""
+
+    def __init__(
+        self,
+        path: str,
+        overflow_max: int,
+        retry_interval_s: float,
+        on_fault: Callable[[str | None], None] | None,
+    ) -> None:
+        self.path = path
+        self.held = Overflow(overflow_max)
+        self.marks: dict[str, Mark] = {}
+        self.states: dict[str, bytes] = {}
+        self.touched: dict[int, dict[str, Any]] = {}
+        self.retry_interval_s = retry_interval_s
+        self.on_fault = on_fault
+        self.fault: str | None = None
+        self.fault_since_ms: int | None = None
+        self.write_errors = 0  # failed write transactions
+        self._retry_at = 0.0
+
+    def queued(self) -> bool:
+        """Something a commit must write (device rows alone never force one)."""
+        return bool(len(self.held) or self.marks or self.states)
+
+    def backing_off(self, force: bool) -> bool:
+        """The disk failed a moment ago: stay in memory rather than retry on every frame."""
+        return self.fault is not None and not force and time.monotonic() < self._retry_at
+
+    def state(self, ref: str, disk_state: int) -> int:
+        """An event's delivery state: the disk's, or higher if marked in memory."""
+        m = self.marks.get(ref)
+        return disk_state if m is None else max(disk_state, m[0])
+
+    def marked(self) -> set[str]:
+        """Refs marked delivered (or helped) in memory only: no longer pending."""
+        return {ref for ref, m in self.marks.items() if m[0] > PENDING}
+
+    def mark(self, ref: str, old: Mark, state: int, when_ms: int) -> bool:
+        """Queue `ref` climbing from `old` to `state`; False if it is there already."""
+        if old[0] >= state:
+            return False
+        self.marks[ref] = merge_mark(old, state, when_ms)
+        return True
+
+    def overlay(self, e: Event) -> Event:
+        """An event read from disk, with its delivery state as marked in memory."""
+        m = self.marks.get(e.ref)
+        if m is None or m[0] <= e.state:
+            return e
+        return dataclasses.replace(
+            e,
+            state=m[0],
+            delivered_ms=m[1] if e.delivered_ms is None else e.delivered_ms,
+            help_ms=m[2] if e.help_ms is None else e.help_ms,
+        )
+
+    def hold(self, new: list[Held]) -> None:
+        """The disk failed: keep these events in memory (bounded, never dropping an alarm)."""
+        dropped = self.held.add(new)
+        if dropped:
+            log.warning(
+                "%s: memory overflow full: dropped %d routine events (%d in all)",
+                self.path,
+                dropped,
+                self.held.dropped,
+            )
+
+    def written(self) -> None:
+        """The commit succeeded: nothing waits any more, and a fault is over."""
+        self.held.clear()
+        self.marks.clear()
+        self.states.clear()
+        self.touched.clear()
+        if self.fault is not None:
+            log.warning("%s: the store is writable again; fault cleared", self.path)
+            self.fault = self.fault_since_ms = None
+            if self.on_fault is not None:
+                self.on_fault(None)
+
+    def failed(self, e: BaseException) -> None:
+        """The commit failed with a storage error: everything stays here; report the fault."""
+        self.write_errors += 1
+        self._retry_at = time.monotonic() + self.retry_interval_s
+        reason = (
+            "%s: cannot write the store (%s: %s); new events are held in memory, not"
+            " durable" % (self.path, errname(e), e)
+        )
+        if reason != self.fault:
+            log.error("%s", reason)
+            if self.fault is None:
+                self.fault_since_ms = time.time_ns() // 1_000_000
+            self.fault = reason
+            if self.on_fault is not None:
+                self.on_fault(reason)

@@ -29,6 +29,10 @@ resends in-flight messages after a reconnect, and the hub re-offers): the consum
 on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals and "no subscribers" are
 invisible there and every PUBACK counts as delivered.
 
+Outages: the first failed attempt to reach the broker (or the loss of the connection) is logged
+once at WARNING with the reason, and the reconnection once, with how long it took; the retries in
+between only at DEBUG. paho's own per-retry "Client is not connected" ERROR is demoted with them.
+
 Order: on one connection paho sends in call order; `max_inflight` (set before connect) bounds
 the unacknowledged window and later messages queue in order behind it. After a reconnect, resent
 and re-offered copies may arrive after newer messages: consumers order by `seq`, not arrival.
@@ -40,7 +44,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +84,29 @@ class UplinkConfig:
     software: str | None = None  # reported in the state message
 
 
+# paho's log lines about a connection that is down: one each per retry or per loss, at ERROR.
+# The uplink reports the outage itself, once, so these go to DEBUG (the last kept as a reason).
+_PAHO_CONNECTION_NOISE = (
+    "Client is not connected",
+    "failed to receive on socket",
+    "timeout on socket",
+)
+
+
+class _PahoLog(logging.LoggerAdapter):
+    """paho's logger (client.enable_logger), with its connection noise demoted to DEBUG."""
+
+    def __init__(self, logger: logging.Logger, uplink: Uplink) -> None:
+        super().__init__(logger, {})
+        self.uplink = uplink
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING and str(msg).startswith(_PAHO_CONNECTION_NOISE):
+            self.uplink._last_error = str(msg) % args if args else str(msg)
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
 @dataclass(frozen=True)
 class Rejection:
     code: int  # the PUBACK reason code
@@ -88,21 +117,29 @@ class Rejection:
 
 
 class Uplink:
-    def __init__(self, config: UplinkConfig, *,
-                 on_delivered: Callable[[str], Any] | None = None,
-                 on_rejected: Callable[[str, Rejection], Any] | None = None,
-                 on_connected: Callable[[bool, str], Any] | None = None,
-                 on_disconnected: Callable[[str], Any] | None = None,
-                 on_request: Callable[[contract.Request], Any] | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self,
+        config: UplinkConfig,
+        *,
+        on_delivered: Callable[[str], Any] | None = None,
+        on_rejected: Callable[[str, Rejection], Any] | None = None,
+        on_connected: Callable[[bool, str], Any] | None = None,
+        on_disconnected: Callable[[str], Any] | None = None,
+        on_request: Callable[[contract.Request], Any] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ):
         self.config = c = config
         if c.protocol not in ("auto", "5", "3.1.1"):
             raise ValueError("protocol must be auto, 5 or 3.1.1")
         self.event_topic = contract.event_topic(c.county, c.hub_id)
         self.state_topic = contract.state_topic(c.county, c.hub_id)
-        self._cb = {"delivered": on_delivered, "rejected": on_rejected,
-                    "connected": on_connected, "disconnected": on_disconnected,
-                    "request": on_request}
+        self._cb = {
+            "delivered": on_delivered,
+            "rejected": on_rejected,
+            "connected": on_connected,
+            "disconnected": on_disconnected,
+            "request": on_request,
+        }
         self._loop = loop
         self._lock = threading.Lock()  # mid tables and stats; never held while calling paho
         # Orders state/availability publishes against a (re)connection, so what the hub
@@ -115,10 +152,26 @@ class Uplink:
         self._radio: tuple[str, str | None] = ("unknown", None)
         self._connected = False
         self._client: mqtt.Client | None = None
+        # Outage bookkeeping, paho's thread only: since when (monotonic) the broker has been
+        # unreachable, how many attempts failed, paho's last connection error.
+        self._down_since: float | None = None
+        self._down_attempts = 0
+        self._last_error: str | None = None
         self.protocol = "3.1.1" if c.protocol == "3.1.1" else "5"
-        self.stats = dict.fromkeys(("published", "delivered", "rejected", "no_subscribers",
-                                    "connects", "disconnects", "requests", "bad_requests",
-                                    "fallbacks"), 0)
+        self.stats = dict.fromkeys(
+            (
+                "published",
+                "delivered",
+                "rejected",
+                "no_subscribers",
+                "connects",
+                "disconnects",
+                "requests",
+                "bad_requests",
+                "fallbacks",
+            ),
+            0,
+        )
 
     # ----- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,9 +187,15 @@ class Uplink:
         if client is None:
             return
         if self._connected:
-            msg = contract.build_state(hub=c.hub_id, county=c.county, online=False,
-                                       reason="shutdown", radio=self._radio[0],
-                                       radio_detail=self._radio[1], software=c.software)
+            msg = contract.build_state(
+                hub=c.hub_id,
+                county=c.county,
+                online=False,
+                reason="shutdown",
+                radio=self._radio[0],
+                radio_detail=self._radio[1],
+                software=c.software,
+            )
             info = client.publish(self.state_topic, contract.encode(msg), qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)  # connected: not the queued case, which raises
@@ -159,8 +218,9 @@ class Uplink:
             return False
         return self._publish(topic, payload, retain=False, tag=("event", ref))
 
-    def publish_availability(self, device_id: int, online: bool,
-                             last_seen: float | None = None) -> None:
+    def publish_availability(
+        self, device_id: int, online: bool, last_seen: float | None = None
+    ) -> None:
         """Record a device's availability: published (retained) on change if connected, and
         after every connect."""
         with self._state_lock:
@@ -185,9 +245,15 @@ class Uplink:
             if self._connected:
                 self._send_state("update")
 
-    def respond(self, request: contract.Request | None, result: int = contract.Result.OK, *,
-                text: str | None = None, data: dict | None = None,
-                error: contract.ContractError | None = None) -> None:
+    def respond(
+        self,
+        request: contract.Request | None,
+        result: int = contract.Result.OK,
+        *,
+        text: str | None = None,
+        data: dict | None = None,
+        error: contract.ContractError | None = None,
+    ) -> None:
         """Answer a request on .../response/<kind>, echoing its transaction id."""
         c = self.config
         if error is not None:
@@ -196,22 +262,34 @@ class Uplink:
         else:
             assert request is not None
             kind = request.kind
-            msg = contract.response(hub=c.hub_id, county=c.county, kind=kind,
-                                    transaction=request.transaction, result=result, text=text,
-                                    data=data)
+            msg = contract.response(
+                hub=c.hub_id,
+                county=c.county,
+                kind=kind,
+                transaction=request.transaction,
+                result=result,
+                text=text,
+                data=data,
+            )
         # Sent even while disconnected (paho queues it): the platform retries unanswered requests.
-        self._publish(contract.response_topic(c.county, c.hub_id, kind), contract.encode(msg),
-                      retain=False, tag=("response", None))
+        self._publish(
+            contract.response_topic(c.county, c.hub_id, kind),
+            contract.encode(msg),
+            retain=False,
+            tag=("response", None),
+        )
 
-    def _publish(self, topic: str, payload: bytes | str, *, retain: bool,
-                 tag: tuple[str, str | None]) -> bool:
+    def _publish(
+        self, topic: str, payload: bytes | str, *, retain: bool, tag: tuple[str, str | None]
+    ) -> bool:
         client = self._client
         if client is None:
             return False
         info = client.publish(topic, payload, qos=1, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            log.warning("publish %s %s failed: %s", tag[0], tag[1] or topic,
-                        mqtt.error_string(info.rc))
+            log.warning(
+                "publish %s %s failed: %s", tag[0], tag[1] or topic, mqtt.error_string(info.rc)
+            )
             return False
         with self._lock:
             early = self._early.pop(info.mid, None)
@@ -224,28 +302,44 @@ class Uplink:
 
     def _send_state(self, reason: str) -> None:
         c = self.config
-        msg = contract.build_state(hub=c.hub_id, county=c.county, online=True, reason=reason,
-                                   radio=self._radio[0], radio_detail=self._radio[1],
-                                   software=c.software)
+        msg = contract.build_state(
+            hub=c.hub_id,
+            county=c.county,
+            online=True,
+            reason=reason,
+            radio=self._radio[0],
+            radio_detail=self._radio[1],
+            software=c.software,
+        )
         self._publish(self.state_topic, contract.encode(msg), retain=True, tag=("state", None))
 
-    def _send_availability(self, device_id: int, online: bool,
-                           last_seen: float | None = None) -> None:
+    def _send_availability(
+        self, device_id: int, online: bool, last_seen: float | None = None
+    ) -> None:
         c = self.config
-        msg = contract.build_availability(hub=c.hub_id, county=c.county, device_id=device_id,
-                                          online=online, last_seen=last_seen)
-        self._publish(contract.availability_topic(c.county, c.hub_id, device_id),
-                      contract.encode(msg), retain=True, tag=("availability", None))
+        msg = contract.build_availability(
+            hub=c.hub_id, county=c.county, device_id=device_id, online=online, last_seen=last_seen
+        )
+        self._publish(
+            contract.availability_topic(c.county, c.hub_id, device_id),
+            contract.encode(msg),
+            retain=True,
+            tag=("availability", None),
+        )
 
     # ----- paho client ----------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
         c = self.config
         v5 = self.protocol == "5"
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=c.hub_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                             clean_session=None if v5 else False,
-                             transport="unix" if c.unix_socket else "tcp")
-        client.enable_logger(logging.getLogger("carebeacon.uplink.paho"))
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=c.hub_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            transport="unix" if c.unix_socket else "tcp",
+        )
+        paho_log = _PahoLog(logging.getLogger("carebeacon.uplink.paho"), self)
+        client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
         if c.ca_file:
             client.tls_set(ca_certs=c.ca_file, certfile=c.cert_file, keyfile=c.key_file)
             if c.unix_socket:  # no host name to check on a local socket; the chain still is
@@ -263,14 +357,20 @@ class Uplink:
 
     def _arm_will(self, client: mqtt.Client) -> None:
         c = self.config
-        will = contract.build_state(hub=c.hub_id, county=c.county, online=False,
-                                    reason="connection_lost", software=c.software)
+        will = contract.build_state(
+            hub=c.hub_id,
+            county=c.county,
+            online=False,
+            reason="connection_lost",
+            software=c.software,
+        )
         props = None
         if self.protocol == "5" and c.will_delay > 0:
             props = Properties(PacketTypes.WILLMESSAGE)
             props.WillDelayInterval = c.will_delay
-        client.will_set(self.state_topic, contract.encode(will), qos=1, retain=True,
-                        properties=props)
+        client.will_set(
+            self.state_topic, contract.encode(will), qos=1, retain=True, properties=props
+        )
 
     def _connect_async(self, client: mqtt.Client) -> None:
         c = self.config
@@ -296,19 +396,37 @@ class Uplink:
         client.loop_start()
 
     # ----- paho callbacks (paho's network thread) -------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                    properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if client is not self._client:
             return
         if reason.is_failure:
-            log.warning("connection refused: %s", reason)
-            if (reason.value == UNSUPPORTED_PROTOCOL and self.protocol == "5"
-                    and self.config.protocol == "auto"):
+            if (
+                reason.value == UNSUPPORTED_PROTOCOL
+                and self.protocol == "5"
+                and self.config.protocol == "auto"
+            ):
                 self._fall_back(client)
+            else:
+                self._unreachable(f"connection refused: {reason}")
             return
         c = self.config
         self._count("connects")
-        log.info("connected (MQTT %s, session present %s)", self.protocol, flags.session_present)
+        if self._down_since is not None:
+            log.warning(
+                "platform broker reachable again after %.1f s (attempts failed: %d): "
+                "connected (MQTT %s, session present %s)",
+                time.monotonic() - self._down_since,
+                self._down_attempts,
+                self.protocol,
+                flags.session_present,
+            )
+        else:
+            log.info(
+                "connected (MQTT %s, session present %s)", self.protocol, flags.session_present
+            )
+        self._down_since, self._down_attempts, self._last_error = None, 0, None
         _no_delay(client)
         self._arm_will(client)  # fresh time in the will for the next connection
         client.subscribe(contract.request_filter(c.county, c.hub_id), qos=1)
@@ -320,22 +438,59 @@ class Uplink:
         self._dispatch("connected", bool(flags.session_present), self.protocol)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.debug("connection attempt failed; retrying")
+        if client is not self._client:
+            return
+        err = sys.exception()  # paho calls this while handling the attempt's OSError
+        if err is not None:
+            self._unreachable(str(err) or type(err).__name__)
+        else:
+            self._unreachable(self._last_error or "connection failed")
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
-                       properties: Any) -> None:
+    def _unreachable(self, reason: str) -> None:
+        """One failed attempt: the first of an outage is logged, the others only counted."""
+        self._down_attempts += 1
+        if self._down_since is not None:
+            log.debug("broker still unreachable (attempt %d): %s", self._down_attempts, reason)
+            return
+        self._down_since = time.monotonic()
+        c = self.config
+        log.warning(
+            "platform broker %s unreachable: %s; retrying %g s apart, doubling up to"
+            " %g s; events wait in the store",
+            c.unix_socket or f"{c.host}:{c.port}",
+            reason,
+            c.reconnect_min_delay,
+            c.reconnect_max_delay,
+        )
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if client is not self._client:
             return
         was = self._connected
         self._connected = False
         if was:
             self._count("disconnects")
-            level = logging.WARNING if reason.is_failure else logging.INFO
-            log.log(level, "disconnected: %s", reason)
+            if reason.is_failure:  # an outage starts: logged once, retries counted quietly
+                self._down_since, self._down_attempts = time.monotonic(), 0
+                c = self.config
+                log.warning(
+                    "lost the platform broker %s: %s%s; retrying %g s apart, doubling"
+                    " up to %g s; events wait in the store",
+                    c.unix_socket or f"{c.host}:{c.port}",
+                    reason,
+                    f" ({self._last_error})" if self._last_error else "",
+                    c.reconnect_min_delay,
+                    c.reconnect_max_delay,
+                )
+            else:
+                log.info("disconnected: %s", reason)
             self._dispatch("disconnected", str(reason))
 
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
-                    properties: Any) -> None:
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
         if client is not self._client:
             return
         with self._lock:
@@ -349,8 +504,9 @@ class Uplink:
         what, ref = tag
         code = reason.value if self.protocol == "5" else 0
         # 0x10 matters for events only: a retained message is stored even when nobody subscribes
-        refused = code >= 0x80 or (code == NO_MATCHING_SUBSCRIBERS and what == "event"
-                                   and self.config.require_subscriber)
+        refused = code >= 0x80 or (
+            code == NO_MATCHING_SUBSCRIBERS and what == "event" and self.config.require_subscriber
+        )
         with self._lock:
             self.stats["rejected" if refused else "delivered"] += 1
             if code == NO_MATCHING_SUBSCRIBERS and what == "event":
@@ -376,8 +532,9 @@ class Uplink:
             log.warning("ignoring a retained request on %s", message.topic)
             return
         try:
-            request = contract.parse_request(message.topic, message.payload, county=c.county,
-                                             hub_id=c.hub_id)
+            request = contract.parse_request(
+                message.topic, message.payload, county=c.county, hub_id=c.hub_id
+            )
         except contract.ContractError as err:
             self._count("bad_requests")
             log.warning("bad request on %s: %s", message.topic, err)

@@ -54,7 +54,8 @@ S_CANCEL_S = const(3)  # fall cancel window, seconds
 S_QUIET_START_MIN = const(4)  # quiet hours for the buzzer: start, minutes after midnight
 S_QUIET_END_MIN = const(5)  # quiet hours: end, minutes after midnight
 S_PREALARM = const(6)  # whole-home inactivity pre-alarm: minutes left before the alarm, 0 = over
-S_MAX = const(6)
+S_IDENTIFY = const(7)  # blink (and beep outside quiet hours) for this many seconds: "it's me"
+S_MAX = const(7)  # the highest id a hub sends; devices ignore ids they do not know
 
 # Fault codes (first byte of a T_FAULT arg).
 F_BUTTON_STUCK = const(1)
@@ -246,8 +247,8 @@ class Codec:
         setting = data[9]
         if not 1 <= status <= ACK_MAX:
             raise FrameError("unknown status %d" % status)
-        if setting > S_MAX:
-            raise FrameError("unknown setting %d" % setting)
+        # An unknown setting id is passed on, not refused: the device ignores it, and the
+        # status (the part an elder waits for) must not be lost to a newer hub.
         return Ack(_get32(data, 1), status, _get24(data, 6), setting, (data[10] << 8) | data[11])
 
 

@@ -23,7 +23,7 @@ Subclasses implement:
 
 from firmware import persist
 from firmware.apps.core import Core
-from firmware.feedback import P_LOW_BATTERY, P_PREALARM, Feedback
+from firmware.feedback import F_ALARM, P_IDENTIFY, P_LOW_BATTERY, P_PREALARM, Feedback
 from firmware.hal import DEEP_SLEEP, FOREVER, WAKE_POWER_ON, WAKE_WATCHDOG
 from shared.compat import const
 from shared.frame import F_WATCHDOG_RESET, T_FAULT, T_HEARTBEAT, T_LOW_BATTERY
@@ -118,6 +118,16 @@ class App:
             self.fb.play(P_PREALARM, now_ms, repeat_ms=minutes * 60000)
         elif self.fb.pattern is P_PREALARM:
             self.fb.stop()
+
+    def on_identify(self, seconds, now_ms):
+        """The platform asks "which one are you?": show it for `seconds` (0 stops). Never
+        over an alarm's own feedback: what the elder must see comes first."""
+        fb = self.fb
+        if seconds > 0:
+            if not (fb.busy and fb.pattern[0] & F_ALARM):
+                fb.play(P_IDENTIFY, now_ms, repeat_ms=seconds * 1000)
+        elif fb.pattern is P_IDENTIFY:
+            fb.stop()
 
     # -- lifecycle -----------------------------------------------------------
     def _all_objects(self):

@@ -39,6 +39,7 @@ from shared.frame import (
     F_STORAGE,
     FRAME_LEN,
     S_HEARTBEAT_MIN,
+    S_IDENTIFY,
     S_PREALARM,
     T_FALL_CANCELLED,
     T_FALL_CONFIRMED,
@@ -78,7 +79,7 @@ class Core:
         self.hal = hal
         self.cfg = cfg
         self.listener = listener  # .on_ack(seq, mtype, status, now), .on_done(seq, mtype, status),
-        # .on_prealarm(minutes_left, now)
+        # .on_prealarm(minutes_left, now), .on_identify(seconds, now)
         self.codec = Codec(cfg.device_id, cfg.key)
         self.seq = SeqBlock(self._nvs_seq())
         self._seed = cfg.device_id & 0xFFFF
@@ -299,6 +300,8 @@ class Core:
                     self.storage_fault = True
                 if ack.setting == S_PREALARM:
                     self.listener.on_prealarm(ack.value, now_ms)
+                elif ack.setting == S_IDENTIFY:
+                    self.listener.on_identify(ack.value, now_ms)
             self.o_status[i] = ack.status
             if ack.status >= ACK_DELIVERED and not self.o_since[i]:
                 self.o_since[i] = now_ms | 1  # nonzero marks "set"

@@ -279,3 +279,30 @@ def test_hub_prealarm_calls_out_on_the_device_for_its_minutes():
     rig.run(8 * MIN)
     assert rig.dev.sleeps >= 1  # over after its minutes: back to deep sleep
     assert rig.unique() == ""
+
+
+def test_identify_blinks_for_its_seconds_at_the_next_contact():
+    from shared.frame import S_IDENTIFY
+
+    rig = Rig("button")
+    rig.hub.settings.append((S_IDENTIFY, 20))  # rides on the power-on heartbeat's ack
+    rig.run(10 * SEC)
+    assert "IDENTIFY" in rig.patterns(since=0)
+    assert rig.dev.app is not None and rig.dev.app.fb.pattern[0] >> 4 == 14  # still showing
+    rig.run(MIN)
+    assert rig.dev.sleeps >= 1  # over after its seconds: back to deep sleep
+    assert rig.patterns(since=0).count("IDENTIFY") == 1, "once, not at every contact"
+
+
+def test_identify_never_covers_an_alarm_the_elder_is_watching():
+    from shared.frame import S_IDENTIFY
+
+    rig = Rig("button")
+    rig.run(MIN)
+    start = rig.now
+    rig.press(rig.now + SEC)  # an SOS: SENDING, then the statuses climb
+    rig.hub.settings.append((S_IDENTIFY, 20))  # arrives with the SOS's STORED ack
+    rig.run(10 * SEC)
+    seen = rig.patterns(since=start)
+    assert "RECEIVED" in seen and "IDENTIFY" not in seen, seen
+    assert rig.unique() == ""

@@ -5,7 +5,16 @@ from simkit import Rig
 
 from firmware import persist
 from firmware.apps.common import RTC_BYTES, battery_pct
-from firmware.feedback import NAMES, P_FAULT, P_HELP, P_LOW_BATTERY, P_SENDING, Feedback
+from firmware.feedback import (
+    NAMES,
+    P_FAULT,
+    P_HELP,
+    P_IDENTIFY,
+    P_LOW_BATTERY,
+    P_PREALARM,
+    P_SENDING,
+    Feedback,
+)
 from firmware.hal import FOREVER, TONE_OFF
 from shared.pir import Pir
 from shared.retry import Retry
@@ -142,7 +151,8 @@ def test_player_steps_and_repeats_and_stops():
 
 
 def test_quiet_hours_mute_routine_sounds_but_not_alarm_feedback():
-    for pat, audible in ((P_LOW_BATTERY, False), (P_FAULT, False), (P_HELP, True)):
+    for pat, audible in ((P_LOW_BATTERY, False), (P_FAULT, False), (P_IDENTIFY, False),
+                         (P_HELP, True), (P_PREALARM, True)):
         out = Out()
         f = Feedback(out)
         f.quiet = True

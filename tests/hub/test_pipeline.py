@@ -12,7 +12,7 @@ import pytest
 
 from hub import contract
 from hub.config import load
-from hub.pipeline import HubCore
+from hub.pipeline import PUMP_MAX_IN_FLIGHT, HubCore
 from hub.store import Store
 from shared import frame as F
 
@@ -90,7 +90,7 @@ class Recorder:
 class Home:
     """A hub core plus the devices' side of the radio."""
 
-    def __init__(self, tmp_path, schemas, toml=HUB_TOML):
+    def __init__(self, tmp_path, schemas, toml=HUB_TOML, defer=None):
         (tmp_path / "hub.toml").write_text(toml)
         sec = tmp_path / "secrets.toml"
         sec.write_text("[keys]\n" + "".join(f'"{d:08x}" = "{k.hex()}"\n' for d, k in KEYS.items()))
@@ -103,12 +103,19 @@ class Home:
         self.acks: list[tuple[int, bytes, int]] = []
         self.codec = {d: F.Codec(d, k) for d, k in KEYS.items()}
         self.seq = {d: 0 for d in KEYS}
+        self.defer = defer
         self.open()
 
     def open(self):
         self.store = Store(self.cfg.data_dir / "hub.db", hub_id=self.cfg.hub_id)
-        self.core = HubCore(self.cfg, self.store, publisher=self.pub, clock=self.clock,
-                            acker=lambda d, addr, data, s: self.acks.append((d, data, s)))
+        self.core = HubCore(
+            self.cfg,
+            self.store,
+            publisher=self.pub,
+            clock=self.clock,
+            acker=lambda d, addr, data, s: self.acks.append((d, data, s)),
+            defer=self.defer,
+        )
 
     def restart(self):
         self.store.close()
@@ -152,9 +159,12 @@ def test_sos_is_stored_acknowledged_published_and_climbs_to_help(home):
     assert contract.iso_time((home.clock.wall - 1500) / 1000) == msg["event_time"]
     home.core.on_delivered(msg["ref"])
     assert home.last_ack(0xA1B2).status == F.ACK_DELIVERED
-    req = contract.parse_request("carebeacon/v1/test-county/hub-a/request/ack",
-                                 json.dumps({"transaction": 7, "ref": msg["ref"]}),
-                                 county="test-county", hub_id="hub-a")
+    req = contract.parse_request(
+        "carebeacon/v1/test-county/hub-a/request/ack",
+        json.dumps({"transaction": 7, "ref": msg["ref"]}),
+        county="test-county",
+        hub_id="hub-a",
+    )
     home.core.on_request(req)
     assert home.pub.responses[-1][:3] == ("ack", 7, 0)
     assert home.last_ack(0xA1B2).status == F.ACK_HELP
@@ -228,6 +238,59 @@ def test_broker_down_keeps_everything_and_reoffers_on_connect(home):
     for ref, _ in list(home.pub.events):
         home.core.on_delivered(ref)
     assert home.store.pending() == []
+
+
+def test_a_batch_of_pubacks_is_one_commit_seen_at_once(tmp_path, schemas):
+    later: list = []
+    home = Home(tmp_path, schemas, defer=later.append)  # the daemon passes loop.call_soon
+    try:
+        refs = [f"hub-a:0000a1b2:{home.send(0xA1B2, F.T_SOS)[1]}" for _ in range(3)]
+        statements: list[str] = []
+        home.store._db.set_trace_callback(statements.append)
+        for ref in refs:
+            home.core.on_delivered(ref)
+        assert "COMMIT" not in statements and len(later) == 1  # one commit, queued
+        assert home.store.pending() == [] and home.last_ack(0xA1B2).status == F.ACK_DELIVERED
+        home.core.on_connected(True, "5")  # nothing delivered is offered again meanwhile
+        assert [r for r, _ in home.pub.events] == refs
+        later.pop()()
+        assert statements.count("COMMIT") == 1
+        home.restart()
+        assert home.store.pending() == []  # on disk
+    finally:
+        home.store.close()
+
+
+def test_without_a_backlog_a_new_event_is_published_without_reading_the_queue(home):
+    statements: list[str] = []
+    home.store._db.set_trace_callback(statements.append)
+    pending_reads = lambda: sum("state = 0" in s for s in statements)  # noqa: E731
+    home.send(0xA1B2, F.T_SOS)  # a fresh hub first reads what an earlier run left
+    n = pending_reads()
+    for _ in range(3):
+        home.send(0xA1B2, F.T_SOS)
+        home.core.on_delivered(home.pub.events[-1][0])
+    assert pending_reads() == n and len(home.published("manual_alarm")) == 4
+    home.core.on_disconnected("gone")
+    home.pub.connected = False
+    _, seq = home.send(0xA1B2, F.T_SOS)  # waits in the store...
+    home.pub.connected = True
+    home.core.on_connected(True, "5")  # ...and is found there
+    assert home.pub.events[-1][0] == f"hub-a:0000a1b2:{seq}" and pending_reads() > n
+
+
+def test_a_full_uplink_window_leaves_a_backlog_that_drains(home):
+    refs = [
+        f"hub-a:0000a1b2:{home.send(0xA1B2, F.T_SOS)[1]}" for _ in range(PUMP_MAX_IN_FLIGHT + 5)
+    ]
+    assert [r for r, _ in home.pub.events] == refs[:PUMP_MAX_IN_FLIGHT]
+    for ref in refs[:PUMP_MAX_IN_FLIGHT]:
+        home.core.on_delivered(ref)
+    assert [r for r, _ in home.pub.events] == refs  # the rest went as the window freed
+    assert [e.ref for e in home.store.pending()] == refs[PUMP_MAX_IN_FLIGHT:]
+    for ref in refs[PUMP_MAX_IN_FLIGHT:]:
+        home.core.on_delivered(ref)
+    assert home.store.pending() == [] and not home.core.backlog
 
 
 def test_a_refused_publish_stays_pending_and_is_offered_again(home):
@@ -305,8 +368,7 @@ def test_inactivity_prealarm_sounds_in_acks_then_alarms_then_cancels(home):
 
 
 def test_platform_settings_reach_devices_in_acknowledgements(home):
-    req = contract.Request("settings", "t1", device_id=0xC3D4,
-                           settings=((F.S_SUMMARY_MIN, 10),))
+    req = contract.Request("settings", "t1", device_id=0xC3D4, settings=((F.S_SUMMARY_MIN, 10),))
     home.core.on_request(req)
     assert home.pub.responses[-1][2] == contract.Result.HOLD  # in force at next contact
     home.send(0xC3D4, F.T_HEARTBEAT)
@@ -316,9 +378,60 @@ def test_platform_settings_reach_devices_in_acknowledgements(home):
     second = home.last_ack(0xC3D4)
     home.core.ack_written(0xC3D4, second.setting, True)
     assert {(first.setting, first.value), (second.setting, second.value)} == {
-        (F.S_HEARTBEAT_MIN, 30), (F.S_SUMMARY_MIN, 10)}
+        (F.S_HEARTBEAT_MIN, 30),
+        (F.S_SUMMARY_MIN, 10),
+    }
     home.send(0xC3D4, F.T_HEARTBEAT)
     assert home.last_ack(0xC3D4).setting == F.S_NONE
+
+
+def test_a_pending_setting_rides_only_on_a_frames_first_ack(home):
+    req = contract.Request("settings", "t1", device_id=0xA1B2, settings=((F.S_SUMMARY_MIN, 10),))
+    home.core.on_request(req)  # pending now: heartbeat 60 (hub.toml) and summary 10
+    _, seq = home.send(0xA1B2, F.T_HEARTBEAT)
+    first = home.last_ack(0xA1B2)
+    assert (first.setting, first.value) == (F.S_HEARTBEAT_MIN, 60)
+    home.core.ack_written(0xA1B2, first.setting, True)
+    # the same advert heard again: the device already has this frame's status (a heartbeat
+    # stays local: DELIVERED at once) and ignores this ack whole, so the summary setting must
+    # not ride on it (it would be lost)
+    home.send(0xA1B2, F.T_HEARTBEAT, seq=seq, attempt=1)
+    again = home.last_ack(0xA1B2)
+    assert (again.seq, again.status, again.setting) == (seq, first.status, F.S_NONE)
+    home.core.ack_written(0xA1B2, again.setting, True)
+    home.send(0xA1B2, F.T_HEARTBEAT)
+    assert (home.last_ack(0xA1B2).setting, home.last_ack(0xA1B2).value) == (F.S_SUMMARY_MIN, 10)
+
+
+def test_a_setting_changed_while_its_ack_was_in_flight_is_sent_again(home):
+    home.send(0xA1B2, F.T_HEARTBEAT)
+    home.core.ack_written(0xA1B2, F.S_HEARTBEAT_MIN, True)
+    for t, v in (("t1", 10), ("t2", 15)):
+        req = contract.Request("settings", t, device_id=0xA1B2, settings=((F.S_SUMMARY_MIN, v),))
+        home.core.on_request(req)
+        if v == 10:
+            home.send(0xA1B2, F.T_HEARTBEAT)  # carries 10; the platform changes it meanwhile
+            assert home.last_ack(0xA1B2).value == 10
+    home.core.ack_written(0xA1B2, F.S_SUMMARY_MIN, True)  # the device has 10, not 15
+    home.send(0xA1B2, F.T_HEARTBEAT)
+    assert (home.last_ack(0xA1B2).setting, home.last_ack(0xA1B2).value) == (F.S_SUMMARY_MIN, 15)
+
+
+def test_identify_rides_on_the_devices_next_acknowledgement_once(home):
+    home.send(0xC3D4, F.T_HEARTBEAT)
+    home.core.ack_written(0xC3D4, F.S_HEARTBEAT_MIN, True)
+    home.core.on_request(contract.Request("identify", "i1", device_id=0xC3D4))
+    kind, tr, result, _, data = home.pub.responses[-1]
+    assert (kind, tr, result) == ("identify", "i1", contract.Result.HOLD)
+    assert data == {"device": "0000c3d4", "seconds": 30}
+    home.send(0xC3D4, F.T_ACTIVITY, arg=(3 << 8) | 5)
+    ack = home.last_ack(0xC3D4)
+    assert (ack.setting, ack.value) == (F.S_IDENTIFY, 30)
+    home.core.ack_written(0xC3D4, ack.setting, True)
+    home.send(0xC3D4, F.T_ACTIVITY, arg=(3 << 8) | 5)
+    assert home.last_ack(0xC3D4).setting == F.S_NONE  # once, not at every contact
+    home.core.on_request(contract.Request("identify", "i2", device_id=0x1234))
+    assert home.pub.responses[-1][2] == contract.Result.WRONG_DATA
 
 
 def test_requests_about_unknown_things_get_error_results(home):

@@ -53,12 +53,29 @@ DAY = 86_400_000
 BIG = "x" * 5000  # more than a 4 KiB page: storing it needs new pages
 
 
-def rec(dev: int, seq: int, mtype: int = T_HEARTBEAT, *, recv_ms: int | None = None,
-        payload: str | None = None, attempt: int = 0) -> Record:
+def rec(
+    dev: int,
+    seq: int,
+    mtype: int = T_HEARTBEAT,
+    *,
+    recv_ms: int | None = None,
+    payload: str | None = None,
+    attempt: int = 0,
+) -> Record:
     recv = T0 + seq if recv_ms is None else recv_ms
     body = payload if payload is not None else json.dumps({"ref": "%s:%08x:%d" % (HUB, dev, seq)})
-    return Record(device_id=dev, seq=seq, mtype=mtype, arg=0, event_ms=recv - 300, recv_ms=recv,
-                  payload_json=body, recv_mono_ms=seq, rssi=-60, attempt=attempt)
+    return Record(
+        device_id=dev,
+        seq=seq,
+        mtype=mtype,
+        arg=0,
+        event_ms=recv - 300,
+        recv_ms=recv,
+        payload_json=body,
+        recv_mono_ms=seq,
+        rssi=-60,
+        attempt=attempt,
+    )
 
 
 @pytest.fixture
@@ -89,6 +106,7 @@ def disk_freed(s: Store) -> None:
 
 
 # -- opening, schema, errors ------------------------------------------------------------------
+
 
 def test_opens_in_wal_mode_with_full_sync(store: Store, path: Path):
     assert store.journal_mode == "wal"
@@ -149,16 +167,36 @@ def test_records_are_validated_naming_the_field(store: Store):
     with pytest.raises(ValueError, match="payload_json"):
         Record(1, 1, T_SOS, 0, T0, T0, b"{}")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown fields: colour"):
-        store.add({"device_id": 1, "seq": 1, "mtype": 1, "arg": 0, "event_ms": 1, "recv_ms": 1,
-                   "payload_json": "{}", "colour": "red"})
-    a = store.add({"device_id": 1, "seq": 1, "mtype": 1, "arg": 0, "event_ms": 1, "recv_ms": 1,
-                   "payload_json": "{}"})
+        store.add(
+            {
+                "device_id": 1,
+                "seq": 1,
+                "mtype": 1,
+                "arg": 0,
+                "event_ms": 1,
+                "recv_ms": 1,
+                "payload_json": "{}",
+                "colour": "red",
+            }
+        )
+    a = store.add(
+        {
+            "device_id": 1,
+            "seq": 1,
+            "mtype": 1,
+            "arg": 0,
+            "event_ms": 1,
+            "recv_ms": 1,
+            "payload_json": "{}",
+        }
+    )
     assert a.is_new and store.get(a.ref).alarm  # type: ignore[union-attr]
     assert rec(1, 1, T_SOS, recv_ms=-5).recv_ms == -5  # a wrong clock never refuses an alarm
 
 
 def test_events_the_hub_raises_itself(store: Store):
     """device_id 0 (HUB_SELF): the hub's own types from hub/events.py, arg up to a device id."""
+
     def hub_rec(seq: int, mtype: int, arg: int = 0) -> Record:
         return Record(HUB_SELF, seq, mtype, arg, T0, T0, "{}")
 
@@ -178,6 +216,7 @@ def test_events_the_hub_raises_itself(store: Store):
 
 # -- adding: durable, once -------------------------------------------------------------------
 
+
 def test_add_is_committed_before_it_returns(store: Store, path: Path):
     a = store.add(rec(0x1234ABCD, 17, T_SOS))
     event_id, is_new, durable = a  # unpacks as the documented triple
@@ -186,7 +225,8 @@ def test_add_is_committed_before_it_returns(store: Store, path: Path):
     assert contract.parse_ref(a.ref) == (HUB, 0x1234ABCD, 17)
     with side_conn(path) as c:  # already visible to another connection: committed
         assert c.execute("SELECT id, ref, alarm, state FROM events LIMIT 1").fetchall() == [
-            (event_id, a.ref, 1, PENDING)]
+            (event_id, a.ref, 1, PENDING)
+        ]
 
 
 def test_a_retried_frame_is_stored_once_and_reacknowledged(store: Store):
@@ -209,13 +249,17 @@ def test_add_many_is_one_commit_and_dedups_within_the_batch(store: Store, path: 
     store._db.set_trace_callback(statements.append)  # type: ignore[union-attr]
     w = ReplayWindow()
     w.accept(3)
-    out = store.add_many([rec(1, 1), rec(2, 1, T_SOS), rec(1, 1), rec(1, 2), rec(2, 1, T_SOS)],
-                         states={"replay:1": w.to_bytes()})
+    out = store.add_many(
+        [rec(1, 1), rec(2, 1, T_SOS), rec(1, 1), rec(1, 2), rec(2, 1, T_SOS)],
+        states={"replay:1": w.to_bytes()},
+    )
     assert [a.is_new for a in out] == [True, True, False, True, False]
     assert out[2].event_id == out[0].event_id and out[4].ref == out[1].ref
     assert all(a.durable and a.status == ACK_STORED for a in out)
     assert [s.split()[0] for s in statements if s.split()[0] in ("BEGIN", "COMMIT")] == [
-        "BEGIN", "COMMIT"]
+        "BEGIN",
+        "COMMIT",
+    ]
     with side_conn(path) as c:
         assert c.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
         blob = c.execute("SELECT value FROM state WHERE name = 'replay:1'").fetchone()[0]
@@ -252,11 +296,19 @@ def test_store_survives_reopen(path: Path):
 
 # -- uplink order ----------------------------------------------------------------------------
 
+
 def test_pending_keeps_each_devices_order_and_puts_alarms_first(store: Store):
     # arrival: A1 B1 A2 B2(SOS) C1 A3(FALL) B3 C2
-    arrivals = [(0xA, 1, T_HEARTBEAT), (0xB, 1, T_MOTION), (0xA, 2, T_MOTION), (0xB, 2, T_SOS),
-                (0xC, 1, T_HEARTBEAT), (0xA, 3, T_FALL_CONFIRMED), (0xB, 3, T_HEARTBEAT),
-                (0xC, 2, T_HEARTBEAT)]
+    arrivals = [
+        (0xA, 1, T_HEARTBEAT),
+        (0xB, 1, T_MOTION),
+        (0xA, 2, T_MOTION),
+        (0xB, 2, T_SOS),
+        (0xC, 1, T_HEARTBEAT),
+        (0xA, 3, T_FALL_CONFIRMED),
+        (0xB, 3, T_HEARTBEAT),
+        (0xC, 2, T_HEARTBEAT),
+    ]
     for d, q, t in arrivals:
         store.add(rec(d, q, t))
 
@@ -265,16 +317,34 @@ def test_pending_keeps_each_devices_order_and_puts_alarms_first(store: Store):
 
     assert order(alarms_first=False) == [(d, q) for d, q, _ in arrivals]
     # Promoted: each device's events up to its last pending alarm (a prefix of its queue).
-    assert order() == [(0xA, 1), (0xB, 1), (0xA, 2), (0xB, 2), (0xA, 3),
-                       (0xC, 1), (0xB, 3), (0xC, 2)]
+    assert order() == [
+        (0xA, 1),
+        (0xB, 1),
+        (0xA, 2),
+        (0xB, 2),
+        (0xA, 3),
+        (0xC, 1),
+        (0xB, 3),
+        (0xC, 2),
+    ]
     assert order(limit=3) == [(0xA, 1), (0xB, 1), (0xA, 2)]
     # In flight: excluded; a new alarm never overtakes its own device's earlier events.
     assert order(exclude={store.ref_for(0xA, 1), store.ref_for(0xB, 1)}, limit=2) == [
-        (0xA, 2), (0xB, 2)]
+        (0xA, 2),
+        (0xB, 2),
+    ]
     store.mark_delivered(store.ref_for(0xB, 2), T0)
     store.add(rec(0xC, 3, T_SOS))
-    assert order() == [(0xA, 1), (0xA, 2), (0xC, 1), (0xA, 3), (0xC, 2), (0xC, 3),
-                       (0xB, 1), (0xB, 3)]
+    assert order() == [
+        (0xA, 1),
+        (0xA, 2),
+        (0xC, 1),
+        (0xA, 3),
+        (0xC, 2),
+        (0xC, 3),
+        (0xB, 1),
+        (0xB, 3),
+    ]
 
 
 def test_a_long_outage_backlog_drains_completely_once_and_in_order(path: Path):
@@ -323,15 +393,43 @@ def test_marks_climb_only_and_leave_pending(store: Store):
     assert store.get(b).state == DELIVERED and store.pending() == []  # type: ignore[union-attr]
 
 
+def test_deferred_marks_hold_at_once_and_share_one_commit(store: Store, path: Path):
+    refs = [store.add(rec(1, n, T_SOS)).ref for n in (1, 2, 3)]
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    assert all(store.mark_delivered(r, T0 + 5, commit=False) for r in refs[:2])
+    assert store.mark_delivered("hub-7:00000009:1", T0, commit=False) is False
+    assert "COMMIT" not in statements
+    # seen at once: nothing re-offers them, a retry hears DELIVERED...
+    assert [e.ref for e in store.pending()] == refs[2:]
+    assert store.get(refs[0]).state == DELIVERED  # type: ignore[union-attr]
+    assert store.status_of(1, 1) == ACK_DELIVERED
+    with side_conn(path) as c:  # ...but not on disk: a crash now publishes them again
+        assert c.execute("SELECT COUNT(*) FROM events WHERE state = 0").fetchone()[0] == 3
+    assert store.commit() is True
+    assert sum(s == "COMMIT" for s in statements) == 1
+    with side_conn(path) as c:
+        assert c.execute("SELECT COUNT(*) FROM events WHERE state = 0").fetchone()[0] == 1
+    assert store.commit() is True and sum(s == "COMMIT" for s in statements) == 1  # no-op
+
+
 # -- retention -------------------------------------------------------------------------------
+
 
 def test_prune_expires_only_delivered_routine_events(path: Path):
     with Store(path, hub_id=HUB, retention_days=90, max_events=1000) as s:
         old = T0 - 100 * DAY
         kinds = {}
-        for i, (mtype, delivered, recv) in enumerate([
-                (T_HEARTBEAT, True, old), (T_HEARTBEAT, False, old), (T_SOS, True, old),
-                (T_SOS, False, old), (T_HEARTBEAT, True, T0 - DAY)], start=1):
+        for i, (mtype, delivered, recv) in enumerate(
+            [
+                (T_HEARTBEAT, True, old),
+                (T_HEARTBEAT, False, old),
+                (T_SOS, True, old),
+                (T_SOS, False, old),
+                (T_HEARTBEAT, True, T0 - DAY),
+            ],
+            start=1,
+        ):
             ref = s.add(rec(1, i, mtype, recv_ms=recv)).ref
             if delivered:
                 s.mark_delivered(ref, recv + 1)
@@ -371,6 +469,7 @@ def test_prune_trims_oldest_delivered_routine_never_alarms_or_undelivered(path: 
 
 # -- state blobs and devices -----------------------------------------------------------------
 
+
 def test_state_blobs_are_durable(path: Path):
     w = ReplayWindow()
     for q in (1, 2, 5):
@@ -391,8 +490,9 @@ def test_devices_are_written_with_the_next_commit(path: Path):
     with Store(path, hub_id=HUB) as s:
         s.touch_device(7, last_seen_ms=T0, rssi=-70)
         s.touch_device(7, battery=81)
-        assert s.devices() == [{"device_id": 7, "last_seen_ms": T0, "rssi": -70, "battery": 81,
-                                "availability": None}]
+        assert s.devices() == [
+            {"device_id": 7, "last_seen_ms": T0, "rssi": -70, "battery": 81, "availability": None}
+        ]
         with side_conn(path) as c:
             assert c.execute("SELECT COUNT(*) FROM devices").fetchone()[0] == 0  # no own fsync
         s.add(rec(7, 1))
@@ -406,6 +506,7 @@ def test_devices_are_written_with_the_next_commit(path: Path):
 
 
 # -- full disk, failing disk -----------------------------------------------------------------
+
 
 def test_full_disk_keeps_alarms_in_memory_raises_a_fault_and_recovers(path: Path):
     faults: list[str | None] = []
@@ -430,7 +531,8 @@ def test_full_disk_keeps_alarms_in_memory_raises_a_fault_and_recovers(path: Path
     assert s.get_state("replay:1") == w.to_bytes()
     with side_conn(path) as c:
         on_disk = ReplayWindow.from_bytes(
-            c.execute("SELECT value FROM state WHERE name = 'replay:1'").fetchone()[0])
+            c.execute("SELECT value FROM state WHERE name = 'replay:1'").fetchone()[0]
+        )
     assert on_disk.check(2) != R_DUPLICATE
     # The platform confirmed the held alarm: the device may hear DELIVERED now.
     assert s.mark_delivered(a.ref, T0 + 7)
@@ -463,7 +565,8 @@ def test_held_events_go_to_disk_before_newer_ones(path: Path):
     assert a.durable and s.fault is None and s.stats()["held"] == 0
     assert [e.seq for e in s.pending(alarms_first=False)] == [1, 2, 3, 4]
     assert [e.id for e in s.pending(alarms_first=False)] == sorted(
-        e.id for e in s.pending(alarms_first=False))
+        e.id for e in s.pending(alarms_first=False)
+    )
     s.close()
 
 
@@ -489,8 +592,10 @@ def test_memory_overflow_is_bounded_but_keeps_every_alarm(path: Path):
     assert held == alarms + routine[-2:] and s.dropped == 8
     s.mark_delivered(routine[-2], T0)  # delivered routine events are dropped first
     s.add(rec(2, 11, payload=BIG))
-    assert [e.ref for e in s.pending(alarms_first=False)] == alarms + [routine[-1],
-                                                                      s.ref_for(2, 11)]
+    assert [e.ref for e in s.pending(alarms_first=False)] == alarms + [
+        routine[-1],
+        s.ref_for(2, 11),
+    ]
     for q in range(4, 10):  # alarms beyond the bound are still kept
         s.add(rec(1, q, T_SOS, payload=BIG))
     assert s.stats()["held_alarms"] == 9 and s.stats()["held"] == 9
@@ -566,13 +671,17 @@ print(json.dumps(out))
 def test_a_real_write_error_from_the_kernel(tmp_path: Path):
     """RLIMIT_FSIZE: write() fails with EFBIG, SQLite raises SQLITE_IOERR_WRITE."""
     path = tmp_path / "hub.db"
-    proc = subprocess.run([sys.executable, "-c", _RLIMIT_CHILD, str(REPO), str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RLIMIT_CHILD, str(REPO), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["held"], "the file-size limit never made a write fail"
     assert "disk I/O error" in out["fault"] and str(path) in out["fault"]
-    assert out["pending"][-len(out["held"]):] == out["held"]  # still forwarded, from memory
+    assert out["pending"][-len(out["held"]) :] == out["held"]  # still forwarded, from memory
     assert out["flushed"] is True and out["fault_after"] is None
     with side_conn(path) as c:
         refs = [r[0] for r in c.execute("SELECT ref FROM events ORDER BY id")]
@@ -626,7 +735,10 @@ def test_kill_9_never_loses_a_stored_frame_nor_duplicates_nor_invents(tmp_path: 
     for rnd in range(1, 9):
         proc = subprocess.Popen(
             [sys.executable, "-c", _CRASH_CHILD, str(REPO), str(path), str(rnd)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         sets = {"T": attempted, "S": stored, "D": delivered}
         stop_after = rng.randint(1, 400)
@@ -656,6 +768,7 @@ def test_kill_9_never_loses_a_stored_frame_nor_duplicates_nor_invents(tmp_path: 
 
 # -- random operation sequences --------------------------------------------------------------
 
+
 class StoreMachine(RuleBasedStateMachine):
     """Adds, retries, marks, prunes, failing disk, crash + restart, against a model.
 
@@ -676,8 +789,14 @@ class StoreMachine(RuleBasedStateMachine):
         self._open()
 
     def _open(self) -> None:
-        self.s = Store(self.path, hub_id=HUB, max_events=8, retention_days=1,
-                       retry_interval_s=0, overflow_max=10_000)
+        self.s = Store(
+            self.path,
+            hub_id=HUB,
+            max_events=8,
+            retention_days=1,
+            retry_interval_s=0,
+            overflow_max=10_000,
+        )
         self.conn = FailingConn(self.s._db)  # type: ignore[arg-type]
         self.s._db = self.conn  # type: ignore[assignment]
 
@@ -705,14 +824,23 @@ class StoreMachine(RuleBasedStateMachine):
         assert a.durable == (not self.conn.failing)
         self.arrival += 1
         state = DELIVERED if local else PENDING
-        self.model[ref] = {"dev": dev, "seq": seq, "alarm": alarm, "arrival": self.arrival,
-                           "local": local, "state": state,
-                           "durable_state": state if a.durable else PENDING,
-                           "ever_durable": a.durable}
+        self.model[ref] = {
+            "dev": dev,
+            "seq": seq,
+            "alarm": alarm,
+            "arrival": self.arrival,
+            "local": local,
+            "state": state,
+            "durable_state": state if a.durable else PENDING,
+            "ever_durable": a.durable,
+        }
         self._settled()
 
-    @rule(dev=st.sampled_from([1, 2, 3]), alarm=st.booleans(),
-          local=st.sampled_from([False, False, True]))
+    @rule(
+        dev=st.sampled_from([1, 2, 3]),
+        alarm=st.booleans(),
+        local=st.sampled_from([False, False, True]),
+    )
     def add_new(self, dev: int, alarm: bool, local: bool) -> None:
         self.next_seq[dev] += 1
         self._add(dev, self.next_seq[dev], alarm, local)
@@ -742,8 +870,12 @@ class StoreMachine(RuleBasedStateMachine):
         r = self.s.prune(self.now)
         if r.error is None and r.over_capacity:
             with sqlite3.connect(self.path) as c:
-                assert c.execute("SELECT COUNT(*) FROM events WHERE alarm = 0 AND state > 0"
-                                 ).fetchone()[0] == 0
+                assert (
+                    c.execute(
+                        "SELECT COUNT(*) FROM events WHERE alarm = 0 AND state > 0"
+                    ).fetchone()[0]
+                    == 0
+                )
         for ref in list(self.model):
             if self.s.get(ref) is None:
                 m = self.model.pop(ref)
@@ -790,8 +922,12 @@ class StoreMachine(RuleBasedStateMachine):
 
         def promoted(r: str) -> bool:
             m = self.model[r]
-            return any(self.model[o]["alarm"] and self.model[o]["dev"] == m["dev"]
-                       and self.model[o]["arrival"] >= m["arrival"] for o in want)
+            return any(
+                self.model[o]["alarm"]
+                and self.model[o]["dev"] == m["dev"]
+                and self.model[o]["arrival"] >= m["arrival"]
+                for o in want
+            )
 
         first = [e.ref for e in self.s.pending(1000)]
         assert first == sorted(want, key=lambda r: (not promoted(r), self.model[r]["arrival"]))
@@ -807,11 +943,16 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 TestStoreMachine = StoreMachine.TestCase
-TestStoreMachine.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                                     suppress_health_check=[HealthCheck.too_slow])
+TestStoreMachine.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 # -- threads and the benchmark ---------------------------------------------------------------
+
 
 def test_usable_from_one_executor_thread(path: Path):
     s = Store(path, hub_id=HUB)  # created on the loop thread
@@ -825,8 +966,12 @@ def test_usable_from_one_executor_thread(path: Path):
 
 
 def test_bench_runs(tmp_path: Path):
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "store_commit.py"), str(tmp_path),
-                           "--rows", "60"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "store_commit.py"), str(tmp_path), "--rows", "60"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "FULL, 1 row per commit" in proc.stdout and "commits/s" in proc.stdout
     assert not list(tmp_path.iterdir())  # cleans up after itself

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -308,12 +309,13 @@ def test_no_matching_subscribers_is_not_delivery(broker):
         wait_until(lambda: lax.delivered, what="PUBACK")
 
 
-def test_broker_down_at_start(broker):
+def test_broker_down_at_start(broker, caplog):
     platform = Client(
         broker
     ).wait_ready()  # a persistent session, kept by the broker while the platform is away
     platform.close()
     broker.stop()
+    caplog.set_level(logging.DEBUG, logger="carebeacon.uplink")
     with Hub(config(broker)) as hub:
         sent = [hub.add(*event(n)) for n in range(1, 21)]
         assert not any(sent)  # not connected: nothing sent, everything pending
@@ -321,12 +323,21 @@ def test_broker_down_at_start(broker):
         broker.start()
         wait_until(lambda: not hub.pending, what="all delivered after the broker came up")
         assert hub.connects and hub.rejected == []
+    # The outage is logged once with its reason, and its end once; each retry only at DEBUG
+    # (paho's own "Client is not connected" ERROR per retry included).
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 2, loud
+    assert "unreachable: [Errno 111] Connection refused" in loud[0]
+    assert "reachable again after" in loud[1] and "attempts failed: " in loud[1]
+    retries = [r for r in caplog.records if "still unreachable" in r.getMessage()]
+    assert retries and all(r.levelno == logging.DEBUG for r in retries)
     platform = Client(broker).wait_ready()
     wait_until(lambda: len(set(platform.refs())) == 20, what="queued events reach the platform")
     platform.close()
 
 
-def test_outage_mid_stream_exactly_once_after_dedup(broker, schemas):
+def test_outage_mid_stream_exactly_once_after_dedup(broker, schemas, caplog):
+    caplog.set_level(logging.DEBUG, logger="carebeacon.uplink")
     platform = Client(broker).wait_ready()
     n = 300
     with Hub(config(broker)) as hub:
@@ -346,6 +357,12 @@ def test_outage_mid_stream_exactly_once_after_dedup(broker, schemas):
         producer.join()
         wait_until(lambda: not hub.pending, timeout=15, what="everything delivered")
         assert len(hub.disconnects) >= 1 and len(hub.connects) >= 2
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    lost = sum("lost the platform broker" in m for m in loud)  # once per outage, however
+    assert lost >= 1 and sum("reachable again" in m for m in loud) == lost, loud  # many retries
+    assert not any(
+        r.name == "carebeacon.uplink.paho" and r.levelno >= logging.WARNING for r in caplog.records
+    )  # its per-retry "Client is not connected"
     want = {contract.make_ref("hub-a", DEV, i) for i in range(1, n + 1)}
     wait_until(lambda: set(platform.refs()) == want, timeout=10, what="platform has every ref")
     raw = platform.refs()

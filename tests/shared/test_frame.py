@@ -82,6 +82,16 @@ def test_ack_roundtrip_and_matches_reference(key, dev, seq, status, clock, setti
     assert a.clock_valid == bool(clock)
 
 
+@given(keys, ids, seqs, st.integers(1, F.ACK_MAX), st.integers(F.S_MAX + 1, 255),
+       st.integers(0, 0xFFFF))
+def test_a_setting_unknown_to_the_device_keeps_the_status(key, dev, seq, status, setting, value):
+    # a newer hub may send an id this firmware does not know: the status must still count
+    a = F.Codec(dev, key).verify_ack(ref.ack(key, dev, seq, status, 0, setting, value))
+    assert (a.seq, a.status, a.setting, a.value) == (seq, status, setting, value)
+    with pytest.raises(ValueError):  # but this hub never sends one
+        F.Codec(dev, key).encode_ack(bytearray(20), seq, status, 0, setting, value)
+
+
 @given(keys, ids, seqs, mtypes, args, st.integers(0, 24 * 8 - 1))
 def test_every_single_bit_flip_of_a_frame_is_rejected(key, dev, seq, t, arg, bit):
     c = F.Codec(dev, key)
