@@ -21,6 +21,10 @@ The rules that make an alarm safe, in the order they apply:
 5. An alarm the broker confirmed but no operator acknowledged yet is published
    again (same ref) every `alarm_repeat_s`, because a broker's PUBACK is not proof
    the message survives a broker crash; consumers deduplicate on ref.
+
+HubCore keeps the frame path (rules 1-3) and the hub's own events; its bases hold the rest:
+`pipeline_acks.DeviceAcks` the acknowledgements and the settings riding on them,
+`pipeline_outbox.Outbox` the uplink side (rules 4 and 5).
 """
 
 from __future__ import annotations
@@ -28,34 +32,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
 from hub import contract, events as E
 from hub.config import Config, Device
 from hub.home import HomeWatch
+from hub.pipeline_acks import DeviceAcks, DeviceRuntime
+from hub.pipeline_outbox import Outbox
 from hub.store import Record, Store
 from hub.store_types import HUB_SELF
 from shared import frame as F
 from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
 
 log = logging.getLogger("carebeacon.hub")
-
-_ACKED_SEEN = 16  # frames per device remembered as acknowledged: > the device's 6 outbox slots
-RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
-ALARM_TYPES = ("manual_alarm", "automatic_alarm")
-# Refill the uplink only when fewer events than this are in flight: pump() reads the pending
-# queue (O(pending)), so pumping after every PUBACK made draining a long outage's backlog
-# quadratic (2000 alarms: a minute of CPU with the event loop blocked, radio unheard).
-# pump() reads the store only while a backlog may exist; otherwise a new event is published
-# straight after its commit (`_offer`): that query was ~0.1 ms of every alarm's latency.
-PUMP_LOW_WATER = 20
-# ...and never have more than this in flight: each pump() skips every in-flight event, so a
-# burst of frames (each pumping) while PUBACKs wait their turn on the loop was quadratic too.
-# paho sends only max_inflight (20) at a time anyway. It also bounds the PUBACK callbacks (one
-# FULL commit each) queued in one loop iteration, and so how long an ack write or a new
-# frame waits during a drain (2000 alarms: a new SOS STORED in ~2.5 s instead of ~5 s at 150).
-PUMP_MAX_IN_FLIGHT = 40
 
 
 class Clock:
@@ -82,20 +72,7 @@ class Unknown:
     last_mono_ms: int = 0
 
 
-@dataclass
-class DeviceRuntime:
-    address: str | None = None
-    last_mono_ms: int | None = None
-    last_wall_ms: int | None = None
-    rssi: int | None = None
-    battery: int | None = None
-    bad_tags: int = 0
-    settings: dict[int, int] = field(default_factory=dict)  # setting id -> value, not yet sent
-    sent: dict[int, int] = field(default_factory=dict)  # setting id -> value last put in an ack
-    acked_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=_ACKED_SEEN))
-
-
-class HubCore:
+class HubCore(Outbox, DeviceAcks):
     def __init__(
         self,
         cfg: Config,
@@ -113,11 +90,7 @@ class HubCore:
         of one fsync each. Without it every mark is committed at once."""
         self.cfg, self.store = cfg, store
         self.publisher, self.acker = publisher, acker
-        self.defer = defer
-        self._commit_queued = False
         self.clock = clock or Clock()
-        self.alarm_repeat_ms = alarm_repeat_s * 1000
-        self.alarm_repeat_for_ms = alarm_repeat_for_s * 1000
         self.codecs = {d: F.Codec(d, k) for d, k in cfg.keys.items() if d in cfg.devices}
         self.windows: dict[int, ReplayWindow] = {}
         for d in cfg.devices:
@@ -128,28 +101,14 @@ class HubCore:
             self.devices[d].settings[F.S_HEARTBEAT_MIN] = dev.heartbeat_min
         self.unknown: dict[int, Unknown] = {}
         self.counters: Counter[str] = Counter()
-        self.in_flight: dict[str, int] = {}  # ref -> mono ms published
-        # False only when every pending event in the store is in flight: set False by a
-        # pump() that saw the whole queue, True by anything that may leave one behind.
-        self.backlog = True
-        self.event_topic = contract.event_topic(cfg.county, cfg.hub_id)
-        self.rejected: dict[str, int] = {}  # ref -> mono ms it may be offered again
-        self.repeat_at: dict[str, int] = {}  # delivered alarm ref -> mono ms to publish again
-        self.repeat_until: dict[str, int] = {}
+        self._init_outbox(alarm_repeat_s, alarm_repeat_for_s, defer)
         self.faults: dict[int, str] = {}  # active hub fault code -> text
         self.radio_health = "unknown"
         blob = store.get_state("hub_seq")
         self.hub_seq = int.from_bytes(blob, "big") if blob else 0
         now = self.clock.mono_ms()
         self.home = HomeWatch(cfg, store, now, self)
-        # a restarted hub resumes repeating the alarms no operator has acknowledged yet
-        wall = self.clock.wall_ms()
-        for ev in store.awaiting_help(wall - self.alarm_repeat_for_ms):
-            if self._is_alarm(ev.payload_json):
-                self.repeat_at[ev.ref] = now + self.alarm_repeat_ms
-                self.repeat_until[ev.ref] = (
-                    now + self.alarm_repeat_for_ms - (wall - (ev.delivered_ms or wall))
-                )
+        self._resume_repeats(now)
 
     # -- frames ---------------------------------------------------------------------------
     @staticmethod
@@ -303,59 +262,7 @@ class HubCore:
         )
         return json.dumps(msg, separators=(",", ":"))
 
-    # -- acknowledgements -----------------------------------------------------------------
-    def _ack(self, dev_id: int, seq: int, status: int) -> None:
-        rt = self.devices[dev_id]
-        if rt.address is None:
-            return
-        tod, weekday, synced = self.clock.local()
-        clock = F.encode_clock(tod, weekday) if synced else 0
-        setting, value = self.home.prealarm_setting(self.clock.mono_ms())
-        # A pending setting rides only on a frame's first ack. The device ignores an ack that
-        # does not raise the frame's status, setting and all, and forgets a routine frame at its
-        # first ack: on a repeat (a retried advert heard twice) or a later status the setting
-        # would be lost while its write "succeeded". (The pre-alarm rides on every ack: it is
-        # repeated anyway.)
-        first = seq not in rt.acked_seqs
-        if first:
-            rt.acked_seqs.append(seq)
-        if setting == F.S_NONE and rt.settings and first:
-            setting = min(rt.settings)
-            value = rt.settings[setting]
-            rt.sent[setting] = value
-        data = self.codecs[dev_id].encode_ack(
-            bytearray(F.ACK_LEN), seq, status, clock, setting, value
-        )
-        self.counters["acks"] += 1
-        self.acker(dev_id, rt.address, bytes(data), setting)
-
-    def ack_written(self, dev_id: int, setting: int, ok: bool) -> None:
-        """The daemon's report on one acknowledgement write."""
-        rt = self.devices.get(dev_id)
-        if rt is None:
-            return
-        if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
-            del rt.settings[setting]  # the device has it (unless changed since: then send that)
-        self.counters["ack_written" if ok else "ack_failed"] += 1
-
-    def _ack_if_near(self, ref: str, status: int) -> None:
-        """Tell a device a new status at once if it is probably still listening."""
-        try:
-            _, dev_id, seq = contract.parse_ref(ref)
-        except ValueError:
-            return
-        rt = self.devices.get(dev_id or -1)
-        if (
-            rt
-            and rt.last_mono_ms is not None
-            and self.clock.mono_ms() - rt.last_mono_ms < RECENT_MS
-        ):
-            self._ack(dev_id, seq, status)
-
-    def devices_told_help(self, dev_id: int, seq: int) -> None:
-        """An operator acknowledged this device's alarm: tell it now if it listens."""
-        self._ack_if_near(self.store.ref_for(dev_id, seq), F.ACK_HELP)
-
+    # -- platform requests ----------------------------------------------------------------
     def on_request(self, req) -> None:
         from hub.requests import handle
 
@@ -401,111 +308,6 @@ class HubCore:
             log.info("fault %s cleared", contract.HUB_FAULTS.get(code, code))
             self.hub_event(E.H_RESTORAL, E.Mapped("restoral", fault={"code": code}))
 
-    # -- uplink ---------------------------------------------------------------------------
-    def _offer(self, ref: str, payload: str) -> None:
-        """Publish an event just stored. With no backlog it is the only event not in flight,
-        so it is what pump() would pick: send it without reading the queue back."""
-        if (
-            self.backlog
-            or len(self.in_flight) >= PUMP_MAX_IN_FLIGHT
-            or not getattr(self.publisher, "connected", False)
-        ):
-            self.backlog = True
-            self.pump()
-        elif self.publisher.publish_event(ref, self.event_topic, payload.encode()):
-            self.in_flight[ref] = self.clock.mono_ms()
-        else:
-            self.backlog = True
-
-    def pump(self) -> None:
-        """Offer pending events to the platform, oldest first, alarms ahead of routine."""
-        room = PUMP_MAX_IN_FLIGHT - len(self.in_flight)
-        if not self.backlog or room <= 0 or not getattr(self.publisher, "connected", False):
-            return
-        now = self.clock.mono_ms()
-        exclude = set(self.in_flight) | {r for r, t in self.rejected.items() if t > now}
-        limit = min(100, room)
-        pending = self.store.pending(limit=limit, exclude=exclude)
-        for ev in pending:
-            if not ev.payload_json:
-                continue
-            if not self.publisher.publish_event(ev.ref, self.event_topic, ev.payload_json.encode()):
-                return
-            self.in_flight[ev.ref] = now
-            self.rejected.pop(ev.ref, None)
-        # Saw the whole queue and sent it all; a refused event waits, so keep looking then.
-        if len(pending) < limit and not self.rejected:
-            self.backlog = False
-
-    def on_connected(self, *_args) -> None:
-        self.in_flight.clear()  # the store is the truth: offer everything pending again
-        self.backlog = True
-        self.pump()
-
-    def on_disconnected(self, *_args) -> None:
-        self.in_flight.clear()
-        self.backlog = True
-
-    def on_delivered(self, ref: str) -> None:
-        self.in_flight.pop(ref, None)
-        if self.repeat_at.get(ref) is not None:
-            self.repeat_at[ref] = self.clock.mono_ms() + self.alarm_repeat_ms
-            return
-        # With `defer`, the mark is visible at once (nothing re-offers it) and committed with
-        # the rest of this batch of PUBACKs. A crash before that commit publishes it again
-        # with the same ref: the at-least-once the platform deduplicates anyway.
-        if not self.store.mark_delivered(ref, self.clock.wall_ms(), commit=self.defer is None):
-            return
-        if self.defer is not None and not self._commit_queued:
-            self._commit_queued = True
-            self.defer(self._commit_marks)
-        self.counters["delivered"] += 1
-        if self.faults.get(206):
-            self.hub_fault_cleared(206)
-        ev = self.store.get(ref)
-        if ev is not None and ev.alarm and ev.state < 2 and self._is_alarm(ev.payload_json):
-            now = self.clock.mono_ms()
-            self.repeat_at[ref] = now + self.alarm_repeat_ms
-            self.repeat_until[ref] = now + self.alarm_repeat_for_ms
-        if ev is not None and ev.device_id != HUB_SELF:
-            self._ack_if_near(ref, F.ACK_DELIVERED)
-        if len(self.in_flight) < PUMP_LOW_WATER:
-            self.pump()
-
-    def _commit_marks(self) -> None:
-        self._commit_queued = False
-        self.store.commit()
-
-    @staticmethod
-    def _is_alarm(payload: str) -> bool:
-        return any(f'"type":"{t}"' in payload for t in ALARM_TYPES)
-
-    def on_rejected(self, ref: str, rejection) -> None:
-        self.in_flight.pop(ref, None)
-        self.rejected[ref] = self.clock.mono_ms() + 60_000  # offered again in a minute
-        self.backlog = True
-        self.hub_fault(206, f"platform refused {ref}: {rejection}")
-
-    def stop_repeating(self, ref: str) -> None:
-        self.repeat_at.pop(ref, None)
-        self.repeat_until.pop(ref, None)
-
-    def repeat_alarms(self, now: int) -> None:
-        for ref, at in list(self.repeat_at.items()):
-            if now < at or ref in self.in_flight:
-                continue
-            ev = self.store.get(ref)
-            if ev is None or ev.state >= 2 or now > self.repeat_until.get(ref, 0):
-                self.repeat_at.pop(ref, None)
-                self.repeat_until.pop(ref, None)
-                continue
-            if getattr(self.publisher, "connected", False) and self.publisher.publish_event(
-                ref, self.event_topic, ev.payload_json.encode()
-            ):
-                self.in_flight[ref] = now
-                self.counters["repeated"] += 1
-            self.repeat_at[ref] = now + self.alarm_repeat_ms
-
     # -- housekeeping ---------------------------------------------------------------------
     def tick(self) -> None:
         """Call about once a second: supervision, inactivity, retries, store recovery."""
@@ -513,12 +315,7 @@ class HubCore:
         if self.store.fault:
             self.store.flush_overflow()
         self.home.tick(now)
-        self.repeat_alarms(now)
-        for ref, t in list(self.in_flight.items()):
-            if now - t > 120_000:  # no PUBACK in 2 min on a live link: offer it again
-                del self.in_flight[ref]
-                self.backlog = True
-        self.pump()
+        self._tick_outbox(now)
 
     def set_radio_health(self, state: str, detail: str = "") -> None:
         status = {

@@ -3,7 +3,8 @@
 One SQLite file in WAL mode, written only through `Store`. Layers: `store_types.py` (Record,
 Event, Added, errors), `store_schema.py` (pragmas, schema versions, migrations),
 `store_disk.py` (all SQL), `store_memory.py` (what waits in memory for a commit, the
-overflow queue, disk faults), `store_order.py` (uplink order).
+overflow queue, disk faults), `store_file.py` (Store's base: the connection, its lock, the
+one write path and what it does when the disk fails), `store_order.py` (uplink order).
 
 Typical use by the daemon, per group of frames received within a few ms:
     r = window.check(seq) ...; window.accept(seq)          (shared/replay.py)
@@ -54,15 +55,14 @@ import json
 import logging
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from hub import store_disk as disk
-from hub.store_memory import Held, Unwritten
+from hub.store_file import StoreFile, is_storage_error
+from hub.store_memory import Held
 from hub.store_order import uplink_order
-from hub.store_schema import SYNC_MODES, errname, open_db
+from hub.store_schema import SYNC_MODES, errname
 from hub.store_types import (
     DELIVERED,
     DEVICE_FIELDS,
@@ -77,7 +77,6 @@ from hub.store_types import (
     check_blob,
     check_device_fields,
     check_hub_id,
-    event_from_row,
     make_ref,
 )
 
@@ -96,21 +95,9 @@ __all__ = [
 log = logging.getLogger("carebeacon.store")
 
 _DAY_MS = 86_400_000
-_ROOM_BATCH = 500  # delivered routine events evicted per attempt when the disk is full
-_NOT_STORAGE = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
-_T = TypeVar("_T")
 
 
-def _is_storage_error(e: BaseException) -> bool:
-    """Errors of the disk or the file, not of our SQL or data: these send events to memory."""
-    return isinstance(e, sqlite3.DatabaseError) and not isinstance(e, _NOT_STORAGE)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class Store:
+class Store(StoreFile):
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -135,37 +122,9 @@ class Store:
             raise ValueError("retry_interval_s=%r: must be a number >= 0" % (retry_interval_s,))
         if not isinstance(sync, str) or sync.upper() not in SYNC_MODES:
             raise ValueError("sync=%r: must be one of %s" % (sync, ", ".join(SYNC_MODES)))
-        self.path = os.fspath(path)
-        self.sync = sync.upper()
         self.max_events = max_events
         self.retention_days = retention_days
-        self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = None
-        self._db, self.journal_mode = open_db(self.path, self.sync)
-        # Only an fsynced commit may be reported durable (and acknowledged as STORED).
-        self._fsync = self.sync in ("FULL", "EXTRA")
-        self._mem = Unwritten(self.path, overflow_max, float(retry_interval_s), on_fault)
-        self._held = self._mem.held
-        self.room_made = 0  # delivered routine events evicted because the disk was full
-
-    @property
-    def fault(self) -> str | None:
-        """Why the disk cannot be written (new events held in memory), or None."""
-        return self._mem.fault
-
-    @property
-    def fault_since_ms(self) -> int | None:
-        return self._mem.fault_since_ms
-
-    @property
-    def write_errors(self) -> int:
-        """Failed write transactions."""
-        return self._mem.write_errors
-
-    @property
-    def dropped(self) -> int:
-        """Routine events dropped from the memory overflow (never alarms)."""
-        return self._held.dropped
+        super().__init__(os.fspath(path), sync.upper(), overflow_max, retry_interval_s, on_fault)
 
     def ref_for(self, device_id: int, seq: int) -> str:
         """The message reference of a frame: the same for every retry, across restarts."""
@@ -334,7 +293,7 @@ class Store:
                     db, now_ms - self.retention_days * _DAY_MS, self.max_events
                 )
             except sqlite3.DatabaseError as e:
-                if not _is_storage_error(e):
+                if not is_storage_error(e):
                     raise
                 reason = "%s: prune failed (%s: %s)" % (self.path, errname(e), e)
                 log.warning("%s", reason)
@@ -372,7 +331,7 @@ class Store:
             try:
                 row = db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
             except sqlite3.DatabaseError as e:
-                if not _is_storage_error(e):
+                if not is_storage_error(e):
                     raise
                 raise StoreError(
                     "%s: cannot read state %r (%s: %s)" % (self.path, name, errname(e), e)
@@ -397,25 +356,7 @@ class Store:
                 )
             return [rows[d] for d in sorted(rows)]
 
-    # -- health and lifecycle -------------------------------------------------------------
-    def commit(self) -> bool:
-        """Write what waits in memory (marks made with commit=False, device rows) in one
-        transaction. True when nothing is left waiting. While the disk fails it retries at
-        most every `retry_interval_s`, as any write does."""
-        with self._lock:
-            if not self._mem.queued() and not self._mem.touched:
-                return True  # also after close(), which wrote it all
-            self._conn()
-            return self._write([]) is not None
-
-    def flush_overflow(self) -> bool:
-        """Try now to write everything held in memory. True when nothing is left held."""
-        with self._lock:
-            self._conn()
-            if not self._mem.queued() and not self._mem.touched:
-                return True
-            return self._write([], force=True) is not None
-
+    # -- health ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counters for the status CLI and health reports."""
         with self._lock:
@@ -436,104 +377,3 @@ class Store:
                 "fault": self.fault,
                 "fault_since_ms": self.fault_since_ms,
             }
-
-    def close(self) -> None:
-        """Write what is held in memory if the disk allows, then close. Idempotent."""
-        with self._lock:
-            if self._db is None:
-                return
-            if not self.flush_overflow() and len(self._held):
-                log.error(
-                    "%s: closing with %d events only in memory (%d alarms): not durable,"
-                    " never acknowledged as stored; devices will retry them",
-                    self.path,
-                    len(self._held),
-                    self._held.alarms(),
-                )
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- internals ------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError("%s: the store is closed" % self.path)
-        return self._db
-
-    def _try(self, default: Any, fn: Callable[..., _T], *args: Any) -> _T:
-        """fn(*args); on a storage error log it and return `default` (memory still serves)."""
-        try:
-            return fn(*args)
-        except sqlite3.DatabaseError as e:
-            if not _is_storage_error(e):
-                raise
-            log.error("%s: cannot read the store (%s: %s)", self.path, errname(e), e)
-            return default
-
-    def _iter(self, sql: str, args: tuple[Any, ...]) -> Iterator[Event]:
-        """Events from a query, lazily (pending() stops at its limit); marks applied."""
-        cur = None
-        try:
-            cur = self._conn().execute(sql, args)
-            for row in cur:
-                yield self._mem.overlay(event_from_row(row, self._fsync))
-        except sqlite3.DatabaseError as e:
-            if not _is_storage_error(e):
-                raise
-            log.error("%s: cannot read events (%s: %s)", self.path, errname(e), e)
-        finally:
-            if cur is not None:
-                cur.close()  # stopped early: end the statement's read snapshot now
-
-    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Event]:
-        return list(self._iter(sql, args))
-
-    def _write(
-        self, new: list[Held], force: bool = False
-    ) -> dict[tuple[int, int], tuple[int, bool]] | None:
-        """Commit everything queued, then `new`, in one transaction. Returns {key: (id,
-        existed)} for the events written, or None if the disk failed (nothing written)."""
-        if self._mem.backing_off(force):
-            return None
-        db = self._conn()
-        m = self._mem
-        for attempt in (0, 1):
-            try:
-                ids = disk.commit(db, [*m.held, *new], m.marks, m.states, m.touched, _now_ms())
-            except sqlite3.DatabaseError as e:
-                if not _is_storage_error(e):
-                    raise
-                code = getattr(e, "sqlite_errorcode", 0) & 0xFF
-                if attempt == 0 and code == sqlite3.SQLITE_FULL and self._make_room():
-                    continue
-                m.failed(e)
-                return None
-            m.written()
-            return ids
-        return None  # not reached
-
-    def _make_room(self) -> int:
-        """Disk full: evict the oldest delivered routine events so their pages are reused."""
-        try:
-            n = disk.evict_delivered_routine(self._conn(), _ROOM_BATCH)
-        except sqlite3.DatabaseError as e:
-            if not _is_storage_error(e):
-                raise
-            log.error(
-                "%s: disk full, and evicting routine events failed too (%s: %s)",
-                self.path,
-                errname(e),
-                e,
-            )
-            return 0
-        if n:
-            self.room_made += n
-            log.warning(
-                "%s: disk full: evicted %d delivered routine events to make room", self.path, n
-            )
-        return n

@@ -1,4 +1,4 @@
-"""The hub store's SQL: every statement `hub/store.py` runs on its connection.
+"""The hub store's SQL: every statement `Store` (hub/store.py, store_file.py) runs.
 
 These functions raise sqlite3 errors unchanged; `Store` decides what a failure means.
 Writes run inside BEGIN IMMEDIATE ... COMMIT so that one call is one transaction (one fsync).

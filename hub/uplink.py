@@ -12,8 +12,8 @@ paho runs its network loop in its own thread (`loop_start()`); every paho callba
 `publish_event`, `publish_state`, `publish_availability`, `forget_device`, `respond` and `close`
 may be called from any thread. paho's publish is thread-safe. Uplink's mid table is behind a
 lock that is never held while calling into paho, because paho calls `on_publish` while holding
-its own message lock (a PUBACK can even arrive before `publish()` returns: it is parked in
-`_early` and matched when the mid is known).
+its own message lock (a PUBACK can even arrive before `publish()` returns: it is parked until
+the mid is known, hub/uplink_pubacks.py).
 
 Delivery
 --------
@@ -29,9 +29,10 @@ resends in-flight messages after a reconnect, and the hub re-offers): the consum
 on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals and "no subscribers" are
 invisible there and every PUBACK counts as delivered.
 
-Outages: the first failed attempt to reach the broker (or the loss of the connection) is logged
-once at WARNING with the reason, and the reconnection once, with how long it took; the retries in
-between only at DEBUG. paho's own per-retry "Client is not connected" ERROR is demoted with them.
+Outages are logged once, not per retry (hub/uplink_outage.py). The other parts: the paho
+client's settings (uplink_paho.py), PUBACK matching and reason codes (uplink_pubacks.py),
+requests in and responses out (uplink_requests.py), callbacks to the caller's thread
+(uplink_callbacks.py).
 
 Order: on one connection paho sends in call order; `max_inflight` (set before connect) bounds
 the unacknowledged window and later messages queue in order behind it. After a reconnect, resent
@@ -41,26 +42,25 @@ and re-offered copies may arrive after newer messages: consumers order by `seq`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from hub import contract
+from hub.uplink_callbacks import Callbacks
+from hub.uplink_outage import Outage, PahoLog
+from hub.uplink_paho import arm_will, connect_async, new_client, no_delay
+from hub.uplink_pubacks import NO_MATCHING_SUBSCRIBERS, Rejection, Tag, Unacked, rejection_of
+from hub.uplink_requests import request_of, response_to
 
 log = logging.getLogger("carebeacon.uplink")
 
 UNSUPPORTED_PROTOCOL = 0x84  # CONNACK; paho also reads a 3.1.1 broker's refusal (rc 1) as this
-NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 @dataclass
@@ -84,38 +84,6 @@ class UplinkConfig:
     software: str | None = None  # reported in the state message
 
 
-# paho's log lines about a connection that is down: one each per retry or per loss, at ERROR.
-# The uplink reports the outage itself, once, so these go to DEBUG (the last kept as a reason).
-_PAHO_CONNECTION_NOISE = (
-    "Client is not connected",
-    "failed to receive on socket",
-    "timeout on socket",
-)
-
-
-class _PahoLog(logging.LoggerAdapter):
-    """paho's logger (client.enable_logger), with its connection noise demoted to DEBUG."""
-
-    def __init__(self, logger: logging.Logger, uplink: Uplink) -> None:
-        super().__init__(logger, {})
-        self.uplink = uplink
-
-    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        if level >= logging.WARNING and str(msg).startswith(_PAHO_CONNECTION_NOISE):
-            self.uplink._last_error = str(msg) % args if args else str(msg)
-            level = logging.DEBUG
-        super().log(level, msg, *args, **kwargs)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    code: int  # the PUBACK reason code
-    name: str
-
-    def __str__(self) -> str:
-        return f"0x{self.code:02X} {self.name}"
-
-
 class Uplink:
     def __init__(
         self,
@@ -133,30 +101,27 @@ class Uplink:
             raise ValueError("protocol must be auto, 5 or 3.1.1")
         self.event_topic = contract.event_topic(c.county, c.hub_id)
         self.state_topic = contract.state_topic(c.county, c.hub_id)
-        self._cb = {
-            "delivered": on_delivered,
-            "rejected": on_rejected,
-            "connected": on_connected,
-            "disconnected": on_disconnected,
-            "request": on_request,
-        }
-        self._loop = loop
+        self._callbacks = Callbacks(
+            {
+                "delivered": on_delivered,
+                "rejected": on_rejected,
+                "connected": on_connected,
+                "disconnected": on_disconnected,
+                "request": on_request,
+            },
+            loop,
+        )
         self._lock = threading.Lock()  # mid tables and stats; never held while calling paho
         # Orders state/availability publishes against a (re)connection, so what the hub
         # republishes on connect is never older than an update made meanwhile. Held while
         # publishing: safe, as paho's on_publish (under paho's own lock) takes only self._lock.
         self._state_lock = threading.Lock()
-        self._tags: dict[int, tuple[str, str | None]] = {}  # mid -> (what, ref), unacknowledged
-        self._early: dict[int, Any] = {}  # mid -> reason: PUBACKs that beat publish() returning
+        self._unacked = Unacked()
         self._availability: dict[int, bool] = {}  # latest known; republished on every connect
         self._radio: tuple[str, str | None] = ("unknown", None)
         self._connected = False
         self._client: mqtt.Client | None = None
-        # Outage bookkeeping, paho's thread only: since when (monotonic) the broker has been
-        # unreachable, how many attempts failed, paho's last connection error.
-        self._down_since: float | None = None
-        self._down_attempts = 0
-        self._last_error: str | None = None
+        self._outage = Outage(c)  # paho's thread only
         self.protocol = "3.1.1" if c.protocol == "3.1.1" else "5"
         self.stats = dict.fromkeys(
             (
@@ -178,7 +143,7 @@ class Uplink:
         """Start connecting in the background; retries forever (broker down at start is fine)."""
         with self._lock:
             self._client = client = self._new_client()
-        self._connect_async(client)
+        connect_async(client, self.config, self.protocol)
         client.loop_start()
 
     def close(self, timeout: float = 2.0) -> None:
@@ -255,33 +220,13 @@ class Uplink:
         error: contract.ContractError | None = None,
     ) -> None:
         """Answer a request on .../response/<kind>, echoing its transaction id."""
-        c = self.config
-        if error is not None:
-            msg = contract.error_response(c.hub_id, c.county, error)
-            kind = error.kind
-        else:
-            assert request is not None
-            kind = request.kind
-            msg = contract.response(
-                hub=c.hub_id,
-                county=c.county,
-                kind=kind,
-                transaction=request.transaction,
-                result=result,
-                text=text,
-                data=data,
-            )
-        # Sent even while disconnected (paho queues it): the platform retries unanswered requests.
-        self._publish(
-            contract.response_topic(c.county, c.hub_id, kind),
-            contract.encode(msg),
-            retain=False,
-            tag=("response", None),
+        topic, payload = response_to(
+            self.config, request, result, text=text, data=data, error=error
         )
+        # Sent even while disconnected (paho queues it): the platform retries unanswered requests.
+        self._publish(topic, payload, retain=False, tag=("response", None))
 
-    def _publish(
-        self, topic: str, payload: bytes | str, *, retain: bool, tag: tuple[str, str | None]
-    ) -> bool:
+    def _publish(self, topic: str, payload: bytes | str, *, retain: bool, tag: Tag) -> bool:
         client = self._client
         if client is None:
             return False
@@ -292,9 +237,7 @@ class Uplink:
             )
             return False
         with self._lock:
-            early = self._early.pop(info.mid, None)
-            if early is None:
-                self._tags[info.mid] = tag
+            early = self._unacked.published(info.mid, tag)
             self.stats["published"] += 1
         if early is not None:
             self._acked(tag, early)
@@ -329,25 +272,8 @@ class Uplink:
 
     # ----- paho client ----------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
-        c = self.config
-        v5 = self.protocol == "5"
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=c.hub_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            transport="unix" if c.unix_socket else "tcp",
-        )
-        paho_log = _PahoLog(logging.getLogger("carebeacon.uplink.paho"), self)
-        client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
-        if c.ca_file:
-            client.tls_set(ca_certs=c.ca_file, certfile=c.cert_file, keyfile=c.key_file)
-            if c.unix_socket:  # no host name to check on a local socket; the chain still is
-                client.tls_insecure_set(True)
-        client.max_inflight_messages_set(c.max_inflight)  # must precede connect
-        delays: Any = (c.reconnect_min_delay, c.reconnect_max_delay)  # paho takes float seconds
-        client.reconnect_delay_set(*delays)
-        self._arm_will(client)
+        paho_log = PahoLog(logging.getLogger("carebeacon.uplink.paho"), self._outage)
+        client = new_client(self.config, self.protocol, self.state_topic, paho_log)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -355,44 +281,16 @@ class Uplink:
         client.on_message = self._on_message
         return client
 
-    def _arm_will(self, client: mqtt.Client) -> None:
-        c = self.config
-        will = contract.build_state(
-            hub=c.hub_id,
-            county=c.county,
-            online=False,
-            reason="connection_lost",
-            software=c.software,
-        )
-        props = None
-        if self.protocol == "5" and c.will_delay > 0:
-            props = Properties(PacketTypes.WILLMESSAGE)
-            props.WillDelayInterval = c.will_delay
-        client.will_set(
-            self.state_topic, contract.encode(will), qos=1, retain=True, properties=props
-        )
-
-    def _connect_async(self, client: mqtt.Client) -> None:
-        c = self.config
-        host = c.unix_socket or c.host
-        if self.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = c.session_expiry
-            client.connect_async(host, c.port, c.keepalive, clean_start=False, properties=props)
-        else:
-            client.connect_async(host, c.port, c.keepalive)
-
     def _fall_back(self, old: mqtt.Client) -> None:
         """The broker refused MQTT v5: replace the client by a 3.1.1 one (clean_session=False)."""
         log.warning("broker refused MQTT v5: falling back to 3.1.1 (ACL refusals now invisible)")
         old.loop_stop()  # called from old's own thread: only flags it to end, no join
         with self._lock:
             self.protocol = "3.1.1"
-            self._tags.clear()
-            self._early.clear()
+            self._unacked.clear()
             self.stats["fallbacks"] += 1
             self._client = client = self._new_client()
-        self._connect_async(client)
+        connect_async(client, self.config, self.protocol)
         client.loop_start()
 
     # ----- paho callbacks (paho's network thread) -------------------------------------------------
@@ -409,59 +307,30 @@ class Uplink:
             ):
                 self._fall_back(client)
             else:
-                self._unreachable(f"connection refused: {reason}")
+                self._outage.unreachable(f"connection refused: {reason}")
             return
         c = self.config
         self._count("connects")
-        if self._down_since is not None:
-            log.warning(
-                "platform broker reachable again after %.1f s (attempts failed: %d): "
-                "connected (MQTT %s, session present %s)",
-                time.monotonic() - self._down_since,
-                self._down_attempts,
-                self.protocol,
-                flags.session_present,
-            )
-        else:
-            log.info(
-                "connected (MQTT %s, session present %s)", self.protocol, flags.session_present
-            )
-        self._down_since, self._down_attempts, self._last_error = None, 0, None
-        _no_delay(client)
-        self._arm_will(client)  # fresh time in the will for the next connection
+        self._outage.connected(self.protocol, flags.session_present)
+        no_delay(client)
+        # fresh time in the will for the next connection
+        arm_will(client, c, self.protocol, self.state_topic)
         client.subscribe(contract.request_filter(c.county, c.hub_id), qos=1)
         with self._state_lock:
             self._send_state("connected")
             for device_id, online in self._availability.items():  # the broker may have lost
                 self._send_availability(device_id, online)  # its retained messages
             self._connected = True
-        self._dispatch("connected", bool(flags.session_present), self.protocol)
+        self._callbacks.dispatch("connected", bool(flags.session_present), self.protocol)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         if client is not self._client:
             return
         err = sys.exception()  # paho calls this while handling the attempt's OSError
         if err is not None:
-            self._unreachable(str(err) or type(err).__name__)
+            self._outage.unreachable(str(err) or type(err).__name__)
         else:
-            self._unreachable(self._last_error or "connection failed")
-
-    def _unreachable(self, reason: str) -> None:
-        """One failed attempt: the first of an outage is logged, the others only counted."""
-        self._down_attempts += 1
-        if self._down_since is not None:
-            log.debug("broker still unreachable (attempt %d): %s", self._down_attempts, reason)
-            return
-        self._down_since = time.monotonic()
-        c = self.config
-        log.warning(
-            "platform broker %s unreachable: %s; retrying %g s apart, doubling up to"
-            " %g s; events wait in the store",
-            c.unix_socket or f"{c.host}:{c.port}",
-            reason,
-            c.reconnect_min_delay,
-            c.reconnect_max_delay,
-        )
+            self._outage.unreachable(self._outage.last_error or "connection failed")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -473,20 +342,10 @@ class Uplink:
         if was:
             self._count("disconnects")
             if reason.is_failure:  # an outage starts: logged once, retries counted quietly
-                self._down_since, self._down_attempts = time.monotonic(), 0
-                c = self.config
-                log.warning(
-                    "lost the platform broker %s: %s%s; retrying %g s apart, doubling"
-                    " up to %g s; events wait in the store",
-                    c.unix_socket or f"{c.host}:{c.port}",
-                    reason,
-                    f" ({self._last_error})" if self._last_error else "",
-                    c.reconnect_min_delay,
-                    c.reconnect_max_delay,
-                )
+                self._outage.lost(reason)
             else:
                 log.info("disconnected: %s", reason)
-            self._dispatch("disconnected", str(reason))
+            self._callbacks.dispatch("disconnected", str(reason))
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
@@ -494,31 +353,26 @@ class Uplink:
         if client is not self._client:
             return
         with self._lock:
-            tag = self._tags.pop(mid, None)
+            tag = self._unacked.acked(mid, reason)
             if tag is None:
-                self._early[mid] = reason
                 return
         self._acked(tag, reason)
 
-    def _acked(self, tag: tuple[str, str | None], reason: Any) -> None:
+    def _acked(self, tag: Tag, reason: Any) -> None:
         what, ref = tag
         code = reason.value if self.protocol == "5" else 0
-        # 0x10 matters for events only: a retained message is stored even when nobody subscribes
-        refused = code >= 0x80 or (
-            code == NO_MATCHING_SUBSCRIBERS and what == "event" and self.config.require_subscriber
-        )
+        rejection = rejection_of(what, code, reason, self.config.require_subscriber)
         with self._lock:
-            self.stats["rejected" if refused else "delivered"] += 1
+            self.stats["delivered" if rejection is None else "rejected"] += 1
             if code == NO_MATCHING_SUBSCRIBERS and what == "event":
                 self.stats["no_subscribers"] += 1
-        if not refused:
+        if rejection is None:
             if what == "event":
-                self._dispatch("delivered", ref)
+                self._callbacks.dispatch("delivered", ref)
             return
-        rejection = Rejection(code, reason.getName())
         log.error("broker refused %s %s: %s", what, ref or "", rejection)
         if what == "event":
-            self._dispatch("rejected", ref, rejection)
+            self._callbacks.dispatch("rejected", ref, rejection)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
         try:
@@ -527,50 +381,18 @@ class Uplink:
             log.exception("request on %s not handled", message.topic)
 
     def _handle_request(self, message: Any) -> None:
-        c = self.config
-        if message.retain:  # replayed at subscription: requests must never be retained
-            log.warning("ignoring a retained request on %s", message.topic)
-            return
         try:
-            request = contract.parse_request(
-                message.topic, message.payload, county=c.county, hub_id=c.hub_id
-            )
+            request = request_of(message, self.config)
         except contract.ContractError as err:
             self._count("bad_requests")
             log.warning("bad request on %s: %s", message.topic, err)
             self.respond(None, error=err)
             return
+        if request is None:
+            return
         self._count("requests")
-        self._dispatch("request", request)
+        self._callbacks.dispatch("request", request)
 
     def _count(self, key: str) -> None:
         with self._lock:
             self.stats[key] += 1
-
-    def _dispatch(self, name: str, *args: Any) -> None:
-        fn = self._cb.get(name)
-        if fn is None:
-            return
-        if self._loop is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._run, fn, args)
-            except RuntimeError:  # the event loop is closed: the hub is going away
-                log.debug("dropped %s callback: event loop closed", name)
-        else:
-            self._run(fn, args)
-
-    @staticmethod
-    def _run(fn: Callable, args: tuple) -> None:
-        try:
-            fn(*args)
-        except Exception:  # a faulty callback must not kill paho's thread or the event loop
-            log.exception("uplink callback %r failed", getattr(fn, "__name__", fn))
-
-
-def _no_delay(client: mqtt.Client) -> None:
-    """Send small packets at once: with Nagle on, a response waits ~40 ms behind the PUBACK
-    before it (measured on loopback). Unix sockets have no such option."""
-    sock = client.socket()
-    if sock is not None and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -12,7 +12,8 @@ import pytest
 
 from hub import contract
 from hub.config import load
-from hub.pipeline import PUMP_MAX_IN_FLIGHT, HubCore
+from hub.pipeline import HubCore
+from hub.pipeline_outbox import PUMP_MAX_IN_FLIGHT
 from hub.store import Store
 from shared import frame as F
 

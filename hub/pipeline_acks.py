@@ -1,0 +1,104 @@
+"""The hub core's acknowledgements to devices, and the settings that ride on them.
+
+`DeviceAcks` is the part of `hub.pipeline.HubCore` that builds each acknowledgement (status,
+local clock, a pending setting or the pre-alarm) and hands it to the daemon's `acker`, and
+that learns from `ack_written()` which settings a device now has. `DeviceRuntime` is what the
+core knows of one configured device while it runs: where it was last heard and what it was
+last told.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hub import contract
+from shared import frame as F
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from hub.home import HomeWatch
+    from hub.pipeline import Clock
+    from hub.store import Store
+
+_ACKED_SEEN = 16  # frames per device remembered as acknowledged: > the device's 6 outbox slots
+RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
+
+
+@dataclass
+class DeviceRuntime:
+    address: str | None = None
+    last_mono_ms: int | None = None
+    last_wall_ms: int | None = None
+    rssi: int | None = None
+    battery: int | None = None
+    bad_tags: int = 0
+    settings: dict[int, int] = field(default_factory=dict)  # setting id -> value, not yet sent
+    sent: dict[int, int] = field(default_factory=dict)  # setting id -> value last put in an ack
+    acked_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=_ACKED_SEEN))
+
+
+class DeviceAcks:
+    """Acknowledging frames to devices; a base of `hub.pipeline.HubCore`, which sets these."""
+
+    store: Store
+    clock: Clock
+    acker: Any
+    codecs: dict[int, F.Codec]
+    devices: dict[int, DeviceRuntime]
+    counters: Counter[str]
+    home: HomeWatch
+
+    def _ack(self, dev_id: int, seq: int, status: int) -> None:
+        rt = self.devices[dev_id]
+        if rt.address is None:
+            return
+        tod, weekday, synced = self.clock.local()
+        clock = F.encode_clock(tod, weekday) if synced else 0
+        setting, value = self.home.prealarm_setting(self.clock.mono_ms())
+        # A pending setting rides only on a frame's first ack. The device ignores an ack that
+        # does not raise the frame's status, setting and all, and forgets a routine frame at its
+        # first ack: on a repeat (a retried advert heard twice) or a later status the setting
+        # would be lost while its write "succeeded". (The pre-alarm rides on every ack: it is
+        # repeated anyway.)
+        first = seq not in rt.acked_seqs
+        if first:
+            rt.acked_seqs.append(seq)
+        if setting == F.S_NONE and rt.settings and first:
+            setting = min(rt.settings)
+            value = rt.settings[setting]
+            rt.sent[setting] = value
+        data = self.codecs[dev_id].encode_ack(
+            bytearray(F.ACK_LEN), seq, status, clock, setting, value
+        )
+        self.counters["acks"] += 1
+        self.acker(dev_id, rt.address, bytes(data), setting)
+
+    def ack_written(self, dev_id: int, setting: int, ok: bool) -> None:
+        """The daemon's report on one acknowledgement write."""
+        rt = self.devices.get(dev_id)
+        if rt is None:
+            return
+        if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
+            del rt.settings[setting]  # the device has it (unless changed since: then send that)
+        self.counters["ack_written" if ok else "ack_failed"] += 1
+
+    def _ack_if_near(self, ref: str, status: int) -> None:
+        """Tell a device a new status at once if it is probably still listening."""
+        try:
+            _, dev_id, seq = contract.parse_ref(ref)
+        except ValueError:
+            return
+        rt = self.devices.get(dev_id or -1)
+        if (
+            rt
+            and rt.last_mono_ms is not None
+            and self.clock.mono_ms() - rt.last_mono_ms < RECENT_MS
+        ):
+            self._ack(dev_id, seq, status)
+
+    def devices_told_help(self, dev_id: int, seq: int) -> None:
+        """An operator acknowledged this device's alarm: tell it now if it listens."""
+        self._ack_if_near(self.store.ref_for(dev_id, seq), F.ACK_HELP)

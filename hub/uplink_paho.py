@@ -1,0 +1,79 @@
+"""The uplink's paho client: protocol, TLS, in-flight window, reconnect delays, will, session.
+
+`hub.uplink.Uplink` makes a client with `new_client`, sets its callbacks and connects it with
+`connect_async`; it calls `arm_will` again on every connect and `no_delay` once connected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub import contract
+
+if TYPE_CHECKING:
+    from hub.uplink import UplinkConfig
+
+
+def new_client(
+    c: UplinkConfig, protocol: str, state_topic: str, paho_log: logging.LoggerAdapter
+) -> mqtt.Client:
+    """A paho client for `protocol` ("5" or "3.1.1"), its will armed; callbacks not set."""
+    v5 = protocol == "5"
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=c.hub_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else False,
+        transport="unix" if c.unix_socket else "tcp",
+    )
+    client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
+    if c.ca_file:
+        client.tls_set(ca_certs=c.ca_file, certfile=c.cert_file, keyfile=c.key_file)
+        if c.unix_socket:  # no host name to check on a local socket; the chain still is
+            client.tls_insecure_set(True)
+    client.max_inflight_messages_set(c.max_inflight)  # must precede connect
+    delays: Any = (c.reconnect_min_delay, c.reconnect_max_delay)  # paho takes float seconds
+    client.reconnect_delay_set(*delays)
+    arm_will(client, c, protocol, state_topic)
+    return client
+
+
+def arm_will(client: mqtt.Client, c: UplinkConfig, protocol: str, state_topic: str) -> None:
+    will = contract.build_state(
+        hub=c.hub_id,
+        county=c.county,
+        online=False,
+        reason="connection_lost",
+        software=c.software,
+    )
+    props = None
+    if protocol == "5" and c.will_delay > 0:
+        props = Properties(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = c.will_delay
+    client.will_set(state_topic, contract.encode(will), qos=1, retain=True, properties=props)
+
+
+def connect_async(client: mqtt.Client, c: UplinkConfig, protocol: str) -> None:
+    host = c.unix_socket or c.host
+    if protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = c.session_expiry
+        client.connect_async(host, c.port, c.keepalive, clean_start=False, properties=props)
+    else:
+        client.connect_async(host, c.port, c.keepalive)
+
+
+def no_delay(client: mqtt.Client) -> None:
+    """Send small packets at once: with Nagle on, a response waits ~40 ms behind the PUBACK
+    before it (measured on loopback). Unix sockets have no such option."""
+    sock = client.socket()
+    if sock is not None and getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
