@@ -32,13 +32,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO, REPO / "tests" / "hub"):  # the e2e helpers: the air, the hub process
+for _p in (REPO, REPO / "tests" / "hub"):  # the e2e helpers: the air, the home around the hub
     sys.path.insert(0, str(_p))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from e2e_home import DeviceSpec, Home, Platform  # noqa: E402
+from e2e_home import Home, device_spec  # noqa: E402
 
 from hil.sim.broker import Broker  # noqa: E402
+from hil.sim.hubconf import DeviceSpec, write_hub_config  # noqa: E402
+from hil.sim.platform import Platform  # noqa: E402
 from hub.config import load  # noqa: E402
 from hub.daemon import uplink_config  # noqa: E402
 from hub.pipeline import HubCore  # noqa: E402
@@ -60,31 +62,11 @@ def figures(xs: list[float]) -> str:
 
 
 def hub_config(d: Path, broker: Broker, keys: dict[int, bytes]):
-    f = broker.tls(HUB)
-    (d / "hub.toml").write_text(
-        "\n".join(
-            [
-                "[hub]",
-                f'id = "{HUB}"',
-                f'county = "{COUNTY}"',
-                'household = "hh-bench"',
-                'data_dir = "data"',
-                "[platform]",
-                f'url = "mqtts://{broker.host}:{broker.port}"',
-                f'ca_file = "{f.ca}"',
-                f'cert_file = "{f.cert}"',
-                f'key_file = "{f.key}"',
-                "[inactivity]",
-                "enabled = false",
-                *[f'[[devices]]\nid = "{k:08x}"\nkind = "button"' for k in keys],
-            ]
-        )
-        + "\n"
-    )
-    fd = os.open(d / "secrets.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("[keys]\n" + "".join(f'"{k:08x}" = "{v.hex()}"\n' for k, v in keys.items()))
-    cfg = load(d / "hub.toml")
+    """The hub's config for the in-process figures: inactivity off (no timers of its own)."""
+    path = write_hub_config(d, HUB, COUNTY, [DeviceSpec(k, v) for k, v in keys.items()],
+                            url=f"mqtts://{broker.host}:{broker.port}", tls=broker.tls(HUB),
+                            household="hh-bench", inactivity={"enabled": False})
+    cfg = load(path)
     cfg.data_dir.mkdir(exist_ok=True)
     return cfg
 
@@ -252,7 +234,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 def process_figures(broker: Broker, d: Path, devices: int, idle_s: float) -> None:
-    specs = [DeviceSpec(0xB000 + i, os.urandom(16)) for i in range(devices)]
+    specs = [device_spec(0xB000 + i) for i in range(devices)]
     home = Home(broker, d, specs)
     try:
         for dev in home.dev.values():  # every path once: radio, store, uplink, ack writes
@@ -300,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         Broker(county=COUNTY, hubs=[HUB, "hub-b"]) as broker,
     ):
         d = Path(tmp)
-        consumer = Platform(broker, county=COUNTY, topics=("+/event",)).wait_connected()
+        consumer = Platform(broker.host, broker.port, county=COUNTY, tls=broker.tls("platform"),
+                            topics=("+/event",)).wait_connected()
         bare_client, committer = BareClient(broker), Commits(d)
         try:
             cfg = hub_config(d, broker, keys)

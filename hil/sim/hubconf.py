@@ -1,8 +1,10 @@
-"""The hub's configuration for a simulated home or the rig: hub.toml + secrets.toml (0600).
+"""The hub's configuration for a simulated home, the rigs, the e2e tests and the bench:
+hub.toml + secrets.toml (0600).
 
     specs = [DeviceSpec(0xA1B2, key, "button", "bedroom", "by the bed"), ...]
     path = write_hub_config(workdir, "hub-demo", "demo-county", specs,
-                            platform='url = "mqtts://127.0.0.1:8883"', tls=broker.tls("hub-demo"))
+                            url="mqtts://127.0.0.1:8883", tls=broker.tls("hub-demo"),
+                            radio={"scanning": "active"}, inactivity={"enabled": False})
 
 The same files `python -m hub -c hub.toml run` reads in production (hub/config.py checks
 them), so the simulated home runs the hub exactly as installed.

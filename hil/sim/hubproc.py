@@ -1,7 +1,8 @@
 """The real hub as its own process: `python -m hub -c hub.toml run`.
 
     hub = HubProcess(workdir, config_path, bus_address=bus.address)   # None: the real system bus
-    hub.start(); hub.wait_ready(); ...; hub.kill9(); hub.start(); hub.stop()
+    hub.start().wait_ready(); ...; hub.kill9(); hub.start().wait_ready(); hub.stop()
+    hub.wait_status(lambda st: st["uplink"]["connected"]); hub.cli("status", "--json")
 
 It runs in its own session (process group), so a terminal's Ctrl-C reaches only whoever
 started it, which then stops it in order; `stop()` is SIGTERM (the hub's orderly shutdown),
@@ -11,13 +12,15 @@ health come from the status file the hub writes every 2 s (data/status.json).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from hil.sim.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,17 +73,29 @@ class HubProcess:
             return None
         return st if self.proc and st.get("pid") == self.proc.pid else None
 
-    def wait_ready(self, timeout: float = 20.0) -> dict:
-        """Until the hub's radio scans (status 'ok'); raises with the log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_status(self, pred, timeout: float = 10.0, what: str = "a hub status") -> dict:
+        """This process's first status satisfying `pred`; RuntimeError with the log tail if
+        the hub exits meanwhile."""
+        def found():
             if not self.alive:
                 raise RuntimeError(f"the hub exited ({self.proc.returncode}):\n{self.log_tail()}")
             st = self.status()
-            if st and st["radio"]["status"] == "ok":
-                return st
-            time.sleep(0.05)
-        raise TimeoutError(f"the hub did not start scanning in {timeout} s:\n{self.log_tail()}")
+            return st if st and pred(st) else None
+        try:
+            return wait_for(found, timeout, what, 0.05)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}; hub log:\n{self.log_tail()}") from None
+
+    def wait_ready(self, timeout: float = 20.0) -> dict:
+        """Until the hub's radio scans (status 'ok')."""
+        return self.wait_status(lambda st: st["radio"]["status"] == "ok", timeout,
+                                "the hub to start scanning")
+
+    def cli(self, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
+        """`python -m hub -c hub.toml ARGS` beside the running hub (same config, same bus)."""
+        return subprocess.run([sys.executable, "-m", "hub", "-c", str(self.config), *args],
+                              cwd=REPO, env=self.env(), capture_output=True, text=True,
+                              timeout=timeout)
 
     def kill9(self) -> None:
         """A crash: SIGKILL to the hub's process group, nothing runs its shutdown."""
@@ -89,24 +104,29 @@ class HubProcess:
             self.proc.wait(10)
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM (orderly: offline state to the platform, store closed); SIGKILL if it hangs."""
+        """SIGTERM (orderly: offline state to the platform, store closed); the exit code. A hub
+        still running after `timeout` s is killed (SIGKILL to its group) and TimeoutError
+        raised: ignoring SIGTERM is a bug to report, not another way to stop."""
         if self.proc is None:
             return None
+        hung = False
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pass
+                hung = True
             except ProcessLookupError:
                 return self.proc.wait(timeout)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # also anything it left in its group
-        except ProcessLookupError:
-            pass
-        return self.proc.wait(10)
+        code = self.proc.wait(10)
+        if hung:
+            raise TimeoutError(f"the hub ignored SIGTERM for {timeout} s and was killed:\n"
+                               f"{self.log_tail()}")
+        return code
 
-    def log_tail(self, n: int = 60) -> str:
+    def log_tail(self, n: int = 80) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:

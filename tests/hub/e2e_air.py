@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from hil.sim.bluez import BlueZDouble
 from hil.sim.dbus_session import PrivateSystemBus
+from hil.sim.wait import wait_for
 from shared import frame as F
 from shared.retry import Retry
 from shared.ticks import ticks_diff
@@ -29,17 +30,6 @@ HUB = "hub-a"
 # A compressed retry schedule (the firmware's shape: burst, then doubling to a ceiling), so a
 # test does not wait out 60 s backoffs; shared.retry.Retry decides every transmission.
 FAST_RETRY = dict(burst=3, burst_ms=300, first_ms=600, max_ms=1500, jitter_pct=10)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def ms() -> int:

@@ -17,13 +17,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/hub: the e2e helpers
-from e2e_air import wait_for  # noqa: E402
-from e2e_home import COUNTY, HUB, Home, retained  # noqa: E402
+from e2e_air import HUB  # noqa: E402
+from e2e_home import Home  # noqa: E402
 
+from hil.sim.platform import retained  # noqa: E402
+from hil.sim.wait import wait_for  # noqa: E402
 from shared import frame as F  # noqa: E402
 
 BUTTON, PIR = 0xA1B2, 0xC3D4
-STATE_TOPIC = f"carebeacon/v1/{COUNTY}/{HUB}/state"
+
+
+def retained_state(home: Home) -> dict:
+    """The hub's state as a client subscribing now gets it (the retained message)."""
+    b = home.broker
+    return retained(b.host, b.port, f"carebeacon/v1/{b.county}/{HUB}/state",
+                    tls=b.tls("platform-2"))
 
 
 @pytest.fixture
@@ -58,8 +66,8 @@ def test_sos_climbs_stored_delivered_help_and_status_shows_the_device(home, sche
                          for t, q, s in dev.acks), 10, "DELIVERED answering a retry")
     assert dev.msgs[seq].retry.active  # an SOS is not over before HELP
 
-    resp = platform.request("ack", {"transaction": "op-1", "ref": dev.ref(seq),
-                                    "operator": "desk 3"})
+    resp = platform.request_and_wait("ack", {"transaction": "op-1", "ref": dev.ref(seq),
+                                             "operator": "desk 3"}, hub=HUB)
     schemas.check("response-ack", {k: v for k, v in resp.items() if k != "_kind"})
     assert (resp["_kind"], resp["transaction"], resp["result"]) == ("ack", "op-1", 0)
     dev.wait_status(seq, F.ACK_HELP)
@@ -125,14 +133,14 @@ def test_radio_adapter_loss_is_published_and_recovered(home, schemas):
     fault = wait_for(lambda: platform.of_type("fault"), 10, "a radio fault event")[0]
     schemas.check("event", fault)
     assert fault["fault"]["name"] == "radio_adapter" and "device" not in fault
-    wait_for(lambda: retained(home.broker, STATE_TOPIC)["radio"]["status"] != "ok", 5,
+    wait_for(lambda: retained_state(home)["radio"]["status"] != "ok", 5,
              "the retained state to say the radio is not ok")
     assert home.hub.alive
 
     home.air.call(home.air.double.restore_adapter())
     ok = platform.wait_state(lambda s: s["radio"]["status"] == "ok", what="radio ok again")
     schemas.check("state", ok)
-    assert retained(home.broker, STATE_TOPIC)["radio"]["status"] == "ok"
+    assert retained_state(home)["radio"]["status"] == "ok"
     wait_for(lambda: platform.of_type("restoral"), 10, "the radio restoral event")
     seq = dev.send(F.T_SOS, target=F.ACK_DELIVERED)  # and alarms flow again
     dev.wait_status(seq, F.ACK_DELIVERED)

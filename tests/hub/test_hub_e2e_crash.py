@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/hub: the e2e helpers
-from e2e_air import wait_for  # noqa: E402
 from e2e_home import Home  # noqa: E402
 
+from hil.sim.wait import wait_for  # noqa: E402
 from shared import frame as F  # noqa: E402
 
 SEED = int(os.environ.get("CAREBEACON_E2E_SEED", "20251122"))
@@ -60,7 +60,7 @@ def test_kill9_at_random_points_loses_no_alarm_a_device_saw_stored(broker, tmp_p
             kills.append(len(sent))
             at_risk |= {d.ref(q) for d, q in list(sent) if d.status(q) == F.ACK_STORED}
             time.sleep(rng.uniform(0.0, 0.6))  # devices keep retrying into the void
-            hub.start()
+            hub.start().wait_ready()
             if frozen:
                 broker.resume()
         time.sleep(1.0)

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/hub: the e2e helpers
-from e2e_home import HUB, Home  # noqa: E402
+from e2e_air import HUB  # noqa: E402
+from e2e_home import Home  # noqa: E402
 
 from hub.contract import MAX_REQUEST_BYTES, Result  # noqa: E402
 from shared import frame as F  # noqa: E402
@@ -147,7 +148,7 @@ def test_fuzzed_requests_are_all_answered_and_the_hub_survives(home, schemas):
         @given(payload=requests(real_ref, kind))
         @example(payload=good)  # a well-formed request: its handler really runs
         def run(payload: bytes) -> None:
-            resp = home.platform.request(kind, payload)
+            resp = home.platform.request_and_wait(kind, payload, hub=HUB)
             check(kind, payload, resp)
             if payload == good:
                 assert Result(resp["result"]).name in want, resp

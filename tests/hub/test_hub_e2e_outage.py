@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/hub: the e2e helpers
-from e2e_air import wait_for  # noqa: E402
-from e2e_home import DeviceSpec, Home  # noqa: E402
+from e2e_home import Home, device_spec  # noqa: E402
 
+from hil.sim.wait import wait_for  # noqa: E402
 from shared import frame as F  # noqa: E402
 
 BUTTON, BRACELET = 0xA1B2, 0xE5F6
@@ -49,7 +49,7 @@ def test_broker_down_at_start_then_restarted_mid_stream(broker, tmp_path, schema
         button, bracelet = home.dev[BUTTON], home.dev[BRACELET]
         broker.stop()
         down_at = time.monotonic()
-        home.hub.start()  # no broker: the radio and the store still work
+        home.hub.start().wait_ready()  # no broker: the radio and the store still work
         seq = button.send(F.T_SOS, target=F.ACK_HELP)
         button.wait_status(seq, F.ACK_STORED)
         st = home.hub.wait_status(lambda s: button.ref(seq) in s["pending"]["alarms"])
@@ -94,10 +94,8 @@ def test_long_outage_thousands_of_alarms_drain_all_in_device_order(broker, tmp_p
     broker is down. Each device holds its next alarm back until the hub acknowledged the
     previous one STORED (as the firmware does), so every one of them is verified STORED."""
     per_device = int(os.environ.get("CAREBEACON_E2E_OUTAGE_PER_DEVICE", "500"))
-    specs = [DeviceSpec(0xA1B2, os.urandom(16)), DeviceSpec(0xA1B3, os.urandom(16)),
-             DeviceSpec(0xA1B4, os.urandom(16), room="kitchen"),
-             DeviceSpec(0xE5F6, os.urandom(16), kind="bracelet", room=""),
-             DeviceSpec(0xC3D4, os.urandom(16), room="hall")]
+    specs = [device_spec(0xA1B2), device_spec(0xA1B3), device_spec(0xA1B4, room="kitchen"),
+             device_spec(0xE5F6, kind="bracelet", room=""), device_spec(0xC3D4, room="hall")]
     home = Home(broker, tmp_path, specs)
     try:
         quiet = home.dev[0xC3D4]  # sends nothing during the outage
