@@ -53,6 +53,12 @@ def test_install_report_and_label_in_one_visit(tmp_path):
     assert rec["provision"]["room"] == "bedroom"
     r = cli(tmp_path, "report", "--hub-config", str(tmp_path / "hub.toml"))
     assert r.returncode == 0 and dev in r.stdout and "not run" in r.stdout
+    assert "whole-home inactivity watches: nothing yet" in r.stdout  # a button only
+    summary = json.loads((tmp_path / "records" / "HH-7" / "summary.json").read_text())
+    assert summary["inactivity_coverage"][0].endswith("nothing yet")
+    # away from the hub (no hub.toml), with the household named: the report still works
+    r = cli(tmp_path, "report", "--hub-config", str(tmp_path / "none.toml"), "--household", "HH-7")
+    assert r.returncode == 0 and dev in r.stdout and "not checked" in r.stdout
     r = cli(tmp_path, "label", "--hub-config", str(tmp_path / "hub.toml"))
     assert r.returncode == 0 and "labels.html" in r.stdout
     # the self-test needs the running hub: plain words when it is not

@@ -216,11 +216,23 @@ def cmd_label(args) -> int:
 
 def cmd_report(args) -> int:
     from tools.installer import records
+    from tools.installer.coverage import inactivity_coverage
+    from tools.installer.provision import load_hub
 
-    visit = records.visit_dir(args.records, args.household or _household(args))
-    summary = records.write_summary(visit)
+    try:
+        hub = load_hub(_hub(args), args.secrets)
+    except E.InstallerError as e:
+        if not args.household:
+            raise
+        hub = None  # records read away from the hub: the report still works
+        why = e.what
+    visit = records.visit_dir(args.records, args.household or hub.household)
+    coverage = (inactivity_coverage(hub.devices.values(), hub.inactivity.enabled) if hub
+                else [f"whole-home inactivity: not checked ({why})"])
+    summary = records.write_summary(visit, inactivity_coverage=coverage)
     print(json.dumps(summary, indent=1) if args.json else records.table(visit))
     if not args.json:
+        print("\n" + "\n".join(coverage))
         print(f"\n(records: {visit}; JSON: {visit / 'summary.json'})")
     return 0
 

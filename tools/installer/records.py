@@ -91,8 +91,9 @@ def row(rec: dict) -> dict:
     }
 
 
-def write_summary(d: Path) -> dict:
-    summary = {"visit": d.name, "time": now_iso(), "devices": [row(r) for r in devices(d)]}
+def write_summary(d: Path, **extra) -> dict:
+    summary = {"visit": d.name, "time": now_iso(), "devices": [row(r) for r in devices(d)],
+               **extra}
     _write(d / "summary.json", summary)
     return summary
 
