@@ -1,10 +1,11 @@
 """The hub process: one asyncio loop joining the radio, the core, the store and the uplink.
 
     radio (bleak) --advert--> HubCore.on_frame --> Store (fsync) --> ack over BLE
-                                              \\-> Uplink (paho thread) --PUBACK--> on_delivered
+                                              \\-> Uplink (on this loop) --PUBACK--> on_delivered
 
-paho runs its own network thread; every uplink callback is posted onto this
-loop, so the core and the store are only ever used from this one thread.
+The uplink's paho client is driven by this loop (hub/uplink_loop.py) and every
+uplink callback runs on it, so the core and the store are only ever used from
+this one thread.
 Acknowledgement writes run as tasks (a BLE connect takes about a second) and
 report back to the core. A status snapshot is written to
 `<data_dir>/status.json` every few seconds for `carebeacon-hub status`.

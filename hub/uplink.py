@@ -2,18 +2,23 @@
 
 Threading model
 ---------------
-paho runs its network loop in its own thread (`loop_start()`); every paho callback runs there.
-`Uplink` turns them into the caller's callbacks:
+paho has no network thread here: an asyncio event loop drives it (hub/uplink_loop.py). Its
+socket is registered with the loop, so PUBLISHes are written, PUBACKs read and every paho
+callback run on the loop's thread, and an alarm's path crosses no thread.
 
-* with `loop=` (an asyncio event loop) each callback is posted with `loop.call_soon_threadsafe`:
-  the hub's callbacks run on its event-loop thread, one at a time, in the order paho saw things;
-* without a loop they run on the paho thread itself and must be quick and never block.
+* with `loop=` (the hub's event loop) that is the caller's loop, and its callbacks run there,
+  one at a time, in the order paho saw things (hub/uplink_callbacks.py);
+* without a loop the uplink runs one of its own in a daemon thread, and the callbacks run on
+  that thread: they must be quick and never block.
 
 `publish_event`, `publish_state`, `publish_availability`, `forget_device`, `respond` and `close`
-may be called from any thread. paho's publish is thread-safe. Uplink's mid table is behind a
-lock that is never held while calling into paho, because paho calls `on_publish` while holding
-its own message lock (a PUBACK can even arrive before `publish()` returns: it is parked until
-the mid is known, hub/uplink_pubacks.py).
+may be called from any thread. paho driven from outside must only be called from the loop's
+thread, so from any other thread the paho call is posted to the loop, in order (publish_event
+then returns True once it is queued). `close` from another thread (the hub calls it from an
+executor) waits for the loop to publish the shutdown state and disconnect; on the loop's own
+thread it cannot wait for that PUBACK. A connection attempt (DNS, TCP, TLS handshake) blocks:
+it runs in a thread of its own, never on the loop. Uplink's mid table and stats are behind a
+lock that is never held while calling into paho (hub/uplink_pubacks.py).
 
 Delivery
 --------
@@ -29,10 +34,11 @@ resends in-flight messages after a reconnect, and the hub re-offers): the consum
 on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals and "no subscribers" are
 invisible there and every PUBACK counts as delivered.
 
-Outages are logged once, not per retry (hub/uplink_outage.py). The other parts: the paho
-client's settings (uplink_paho.py), PUBACK matching and reason codes (uplink_pubacks.py),
-requests in and responses out (uplink_requests.py), callbacks to the caller's thread
-(uplink_callbacks.py).
+Outages are logged once, not per retry (hub/uplink_outage.py); the retries themselves (the
+minimum delay, doubling up to the maximum) are made by the loop's driver (uplink_loop.py). The
+other parts: the paho client's settings (uplink_paho.py), PUBACK matching and reason codes
+(uplink_pubacks.py), requests in and responses out (uplink_requests.py), callbacks to the
+caller (uplink_callbacks.py).
 
 Order: on one connection paho sends in call order; `max_inflight` (set before connect) bounds
 the unacknowledged window and later messages queue in order behind it. After a reconnect, resent
@@ -43,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,10 +58,12 @@ import paho.mqtt.client as mqtt
 
 from hub import contract
 from hub.uplink_callbacks import Callbacks
+from hub.uplink_loop import Driver, LoopThread, running_on
 from hub.uplink_outage import Outage, PahoLog
 from hub.uplink_paho import arm_will, connect_async, new_client, no_delay
 from hub.uplink_pubacks import NO_MATCHING_SUBSCRIBERS, Rejection, Tag, Unacked, rejection_of
 from hub.uplink_requests import request_of, response_to
+from hub.uplink_retained import Retained
 
 log = logging.getLogger("carebeacon.uplink")
 
@@ -84,7 +91,9 @@ class UplinkConfig:
     software: str | None = None  # reported in the state message
 
 
-class Uplink:
+class Uplink(Retained):
+    """The hub's MQTT client; its retained state and availability: hub/uplink_retained.py."""
+
     def __init__(
         self,
         config: UplinkConfig,
@@ -108,66 +117,98 @@ class Uplink:
                 "connected": on_connected,
                 "disconnected": on_disconnected,
                 "request": on_request,
-            },
-            loop,
+            }
         )
+        self._loop = loop  # None: the uplink's own, made by start()
+        self._own_loop: LoopThread | None = None
+        self._driver: Driver | None = None  # runs self._client on the loop
+        self._answered = False  # the current connection (attempt) got a CONNACK
         self._lock = threading.Lock()  # mid tables and stats; never held while calling paho
-        # Orders state/availability publishes against a (re)connection, so what the hub
-        # republishes on connect is never older than an update made meanwhile. Held while
-        # publishing: safe, as paho's on_publish (under paho's own lock) takes only self._lock.
-        self._state_lock = threading.Lock()
+        Retained.__init__(self)  # state and availability, and their lock
         self._unacked = Unacked()
-        self._availability: dict[int, bool] = {}  # latest known; republished on every connect
-        self._radio: tuple[str, str | None] = ("unknown", None)
         self._connected = False
         self._client: mqtt.Client | None = None
-        self._outage = Outage(c)  # paho's thread only
+        self._outage = Outage(c)  # the loop's thread only
         self.protocol = "3.1.1" if c.protocol == "3.1.1" else "5"
         self.stats = dict.fromkeys(
-            (
-                "published",
-                "delivered",
-                "rejected",
-                "no_subscribers",
-                "connects",
-                "disconnects",
-                "requests",
-                "bad_requests",
-                "fallbacks",
-            ),
+            "published delivered rejected no_subscribers connects disconnects requests"
+            " bad_requests fallbacks".split(),
             0,
         )
 
     # ----- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start connecting in the background; retries forever (broker down at start is fine)."""
+        if self._loop is None:
+            self._own_loop = LoopThread()
+            self._loop = self._own_loop.loop
+        self._callbacks.loop = self._loop
         with self._lock:
             self._client = client = self._new_client()
-        connect_async(client, self.config, self.protocol)
-        client.loop_start()
+        self._on_loop(self._begin, client)
+
+    def _begin(self, client: mqtt.Client) -> None:
+        """Drive `client` on the loop and make its first attempt (the loop's thread)."""
+        if client is not self._client:
+            return
+        c = self.config
+        connect_async(client, c, self.protocol)  # records the broker; the driver connects
+        self._answered = False
+        self._driver = Driver(
+            client,
+            self._loop,  # type: ignore[arg-type]  # set by start()
+            min_delay=c.reconnect_min_delay,
+            max_delay=c.reconnect_max_delay,
+            on_failed=self._attempt_failed,
+            on_closed=self._socket_closed,
+        )
+        self._driver.start()
+
+    def _on_loop(self, fn: Any, *args: Any) -> bool:
+        """Call fn now on the loop's thread, else post it there (in order); False: loop closed."""
+        loop = self._loop
+        if loop is None:
+            return False
+        if running_on(loop):
+            fn(*args)
+            return True
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            return False
+        return True
 
     def close(self, timeout: float = 2.0) -> None:
         """Orderly stop: retained state offline (reason shutdown), DISCONNECT (so no will)."""
-        client, c = self._client, self.config
-        if client is None:
+        loop = self._loop
+        if self._client is None or loop is None:
             return
-        if self._connected:
-            msg = contract.build_state(
-                hub=c.hub_id,
-                county=c.county,
-                online=False,
-                reason="shutdown",
-                radio=self._radio[0],
-                radio_detail=self._radio[1],
-                software=c.software,
-            )
-            info = client.publish(self.state_topic, contract.encode(msg), qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)  # connected: not the queued case, which raises
-            except (RuntimeError, ValueError):
-                pass
-        client.disconnect()
-        client.loop_stop()
+        try:
+            if running_on(loop) or not loop.is_running():
+                self._close_now()  # nothing can wait here for the loop: best effort
+            else:
+                done = asyncio.run_coroutine_threadsafe(self._close(timeout), loop)
+                try:
+                    done.result(timeout + 5)
+                except Exception as err:  # a timeout, or the loop went away: stop anyway
+                    log.warning("uplink close did not finish cleanly: %r", err)
+        finally:
+            if self._own_loop is not None:
+                self._own_loop.stop()
+
+    async def _close(self, timeout: float) -> None:
+        if self._driver is not None:
+            await self._driver.close(self._shutdown_state, timeout)
+
+    def _close_now(self) -> None:
+        if self._driver is not None:
+            self._driver.close_now(self._shutdown_state)
+
+    def _shutdown_state(self) -> mqtt.MQTTMessageInfo | None:
+        if not self._connected or self._client is None:
+            return None
+        payload = self._state_payload(False, "shutdown")
+        return self._client.publish(self.state_topic, payload, qos=1, retain=True)
 
     @property
     def connected(self) -> bool:
@@ -182,33 +223,6 @@ class Uplink:
         if not self._connected:
             return False
         return self._publish(topic, payload, retain=False, tag=("event", ref))
-
-    def publish_availability(
-        self, device_id: int, online: bool, last_seen: float | None = None
-    ) -> None:
-        """Record a device's availability: published (retained) on change if connected, and
-        after every connect."""
-        with self._state_lock:
-            changed = self._availability.get(device_id) != online
-            self._availability[device_id] = online
-            if changed and self._connected:
-                self._send_availability(device_id, online, last_seen)
-
-    def forget_device(self, device_id: int) -> None:
-        """Remove an unpaired device's retained availability (empty retained payload)."""
-        with self._state_lock:
-            self._availability.pop(device_id, None)
-            if self._connected:
-                c = self.config
-                topic = contract.availability_topic(c.county, c.hub_id, device_id)
-                self._publish(topic, b"", retain=True, tag=("availability", None))
-
-    def publish_state(self, radio: str, radio_detail: str | None = None) -> None:
-        """Report the radio's health in the retained state message (online, reason update)."""
-        with self._state_lock:
-            self._radio = (radio, radio_detail)
-            if self._connected:
-                self._send_state("update")
 
     def respond(
         self,
@@ -227,6 +241,14 @@ class Uplink:
         self._publish(topic, payload, retain=False, tag=("response", None))
 
     def _publish(self, topic: str, payload: bytes | str, *, retain: bool, tag: Tag) -> bool:
+        if self._client is None:
+            return False
+        if running_on(self._loop):
+            return self._publish_now(topic, payload, retain, tag)
+        # paho is driven by the loop and called from its thread only: post it there, in order
+        return self._on_loop(self._publish_now, topic, payload, retain, tag)
+
+    def _publish_now(self, topic: str, payload: bytes | str, retain: bool, tag: Tag) -> bool:
         client = self._client
         if client is None:
             return False
@@ -241,41 +263,15 @@ class Uplink:
             self.stats["published"] += 1
         if early is not None:
             self._acked(tag, early)
+        if self._driver is not None and self._driver.client is client:
+            self._driver.flush()
         return info.rc == mqtt.MQTT_ERR_SUCCESS
-
-    def _send_state(self, reason: str) -> None:
-        c = self.config
-        msg = contract.build_state(
-            hub=c.hub_id,
-            county=c.county,
-            online=True,
-            reason=reason,
-            radio=self._radio[0],
-            radio_detail=self._radio[1],
-            software=c.software,
-        )
-        self._publish(self.state_topic, contract.encode(msg), retain=True, tag=("state", None))
-
-    def _send_availability(
-        self, device_id: int, online: bool, last_seen: float | None = None
-    ) -> None:
-        c = self.config
-        msg = contract.build_availability(
-            hub=c.hub_id, county=c.county, device_id=device_id, online=online, last_seen=last_seen
-        )
-        self._publish(
-            contract.availability_topic(c.county, c.hub_id, device_id),
-            contract.encode(msg),
-            retain=True,
-            tag=("availability", None),
-        )
 
     # ----- paho client ----------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
         paho_log = PahoLog(logging.getLogger("carebeacon.uplink.paho"), self._outage)
         client = new_client(self.config, self.protocol, self.state_topic, paho_log)
         client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -284,21 +280,30 @@ class Uplink:
     def _fall_back(self, old: mqtt.Client) -> None:
         """The broker refused MQTT v5: replace the client by a 3.1.1 one (clean_session=False)."""
         log.warning("broker refused MQTT v5: falling back to 3.1.1 (ACL refusals now invisible)")
-        old.loop_stop()  # called from old's own thread: only flags it to end, no join
+        if self._driver is not None:  # paho closes old's socket after this CONNACK: no retry
+            self._driver.stop()
         with self._lock:
             self.protocol = "3.1.1"
             self._unacked.clear()
             self.stats["fallbacks"] += 1
             self._client = client = self._new_client()
-        connect_async(client, self.config, self.protocol)
-        client.loop_start()
+        self._begin(client)
 
-    # ----- paho callbacks (paho's network thread) -------------------------------------------------
+    # ----- the driver's and paho's callbacks (the loop's thread) ----------------------------------
+    def _attempt_failed(self, err: BaseException) -> None:
+        self._outage.unreachable(str(err) or type(err).__name__)
+
+    def _socket_closed(self) -> None:
+        if not self._answered:  # closed before any CONNACK (e.g. TLS refused): a failed attempt
+            self._outage.unreachable(self._outage.last_error or "closed before CONNACK")
+        self._answered = False
+
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         if client is not self._client:
             return
+        self._answered = True
         if reason.is_failure:
             if (
                 reason.value == UNSUPPORTED_PROTOCOL
@@ -311,26 +316,15 @@ class Uplink:
             return
         c = self.config
         self._count("connects")
+        if self._driver is not None:
+            self._driver.connected()  # the next outage's retries start at the minimum delay
         self._outage.connected(self.protocol, flags.session_present)
         no_delay(client)
         # fresh time in the will for the next connection
         arm_will(client, c, self.protocol, self.state_topic)
         client.subscribe(contract.request_filter(c.county, c.hub_id), qos=1)
-        with self._state_lock:
-            self._send_state("connected")
-            for device_id, online in self._availability.items():  # the broker may have lost
-                self._send_availability(device_id, online)  # its retained messages
-            self._connected = True
+        self._republish()
         self._callbacks.dispatch("connected", bool(flags.session_present), self.protocol)
-
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        if client is not self._client:
-            return
-        err = sys.exception()  # paho calls this while handling the attempt's OSError
-        if err is not None:
-            self._outage.unreachable(str(err) or type(err).__name__)
-        else:
-            self._outage.unreachable(self._outage.last_error or "connection failed")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -377,7 +371,7 @@ class Uplink:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
         try:
             self._handle_request(message)
-        except Exception:  # nothing a platform sends may end paho's network thread
+        except Exception:  # nothing a platform sends may break out of paho's read
             log.exception("request on %s not handled", message.topic)
 
     def _handle_request(self, message: Any) -> None:

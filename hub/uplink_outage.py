@@ -2,10 +2,10 @@
 
 The first failed attempt to reach the broker (or the loss of the connection) is logged once at
 WARNING with the reason, and the reconnection once, with how long it took; the retries in
-between only at DEBUG. paho's own per-retry "Client is not connected" ERROR is demoted with
+between only at DEBUG. paho's own ERROR lines about a connection that is down are demoted with
 them (`PahoLog`).
 
-`Outage` is used from paho's network thread only.
+`Outage` is used from the uplink's event-loop thread only (hub/uplink_loop.py).
 """
 
 from __future__ import annotations

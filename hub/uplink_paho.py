@@ -1,7 +1,9 @@
-"""The uplink's paho client: protocol, TLS, in-flight window, reconnect delays, will, session.
+"""The uplink's paho client: protocol, TLS, in-flight window, will, session.
 
-`hub.uplink.Uplink` makes a client with `new_client`, sets its callbacks and connects it with
-`connect_async`; it calls `arm_will` again on every connect and `no_delay` once connected.
+`hub.uplink.Uplink` makes a client with `new_client`, sets its callbacks and gives it the broker
+with `connect_async` (which only records it: hub/uplink_loop.py makes the attempts and the
+retries, with the uplink's delays); it calls `arm_will` again on every connect and `no_delay`
+once connected.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -32,6 +34,9 @@ def new_client(
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         clean_session=None if v5 else False,
         transport="unix" if c.unix_socket else "tcp",
+        # paho would otherwise answer a 3.1.1 refusal by reconnecting (as 3.1) inside loop_read,
+        # blocking the event loop; the uplink's own retries handle every refusal instead
+        reconnect_on_failure=False,
     )
     client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
     if c.ca_file:
@@ -39,8 +44,6 @@ def new_client(
         if c.unix_socket:  # no host name to check on a local socket; the chain still is
             client.tls_insecure_set(True)
     client.max_inflight_messages_set(c.max_inflight)  # must precede connect
-    delays: Any = (c.reconnect_min_delay, c.reconnect_max_delay)  # paho takes float seconds
-    client.reconnect_delay_set(*delays)
     arm_will(client, c, protocol, state_topic)
     return client
 

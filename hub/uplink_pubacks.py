@@ -1,7 +1,9 @@
 """PUBACKs on the uplink: which publish each one answers, and whether it delivered the message.
 
-`Unacked` is the uplink's mid table. paho calls `on_publish` while holding its own message lock,
-and a PUBACK can even arrive before `publish()` returns: it is parked until the mid is known.
+`Unacked` is the uplink's mid table. paho calls `on_publish` while holding its own message lock.
+A PUBACK that arrives before `publish()` has returned is parked until the mid is known (with
+paho's own network thread that happened; driven by the event loop, PUBACKs are read only
+between the loop's callbacks, so the parking is only a safeguard).
 
 `rejection_of` reads a PUBACK's reason code as the delivery rules of hub/uplink.py say: success
 below 0x80, and for an event with `require_subscriber` 0x10 "No matching subscribers" is a

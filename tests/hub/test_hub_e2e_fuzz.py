@@ -137,8 +137,9 @@ def test_fuzzed_requests_are_all_answered_and_the_hub_survives(home, schemas):
             assert result == Result.MANDATORY_MISSING
 
     def fuzz(kind: str) -> None:
-        # One request at a time: the hub answers malformed requests from paho's thread and
-        # the rest from its event loop, so answers to back-to-back requests may be reordered
+        # One request at a time: the hub answers malformed requests as they arrive and the
+        # rest in a later turn of its event loop, so answers to back-to-back requests may be
+        # reordered
         # (the contract matches them by transaction, which a fuzzed request may lack).
         good, want = GOOD[kind]
         good = json.dumps(good).replace("REAL_REF", real_ref).encode()

@@ -1,7 +1,7 @@
 """End to end through platform outages: the real hub process, the BlueZ double, mosquitto.
 
 The broker is stopped gracefully (SIGTERM: mosquitto saves the platform's persistent session, so
-the hub never meets "no matching subscribers"). The hub's paho client retries 1, 2, 4, 8 ... s
+the hub never meets "no matching subscribers"). The hub's uplink retries 1, 2, 4, 8 ... s
 apart after a disconnect; `back_before_next_retry` starts the broker just before the hub's next
 attempt so the tests do not sit out a doubled delay.
 """

@@ -111,8 +111,14 @@ class Hub:
             self.uplink.publish_event(ref, self.uplink.event_topic, payload)
 
     def _connected(self, session_present: bool, protocol: str) -> None:
-        self.connects.append((session_present, protocol))
         self.reoffer()
+        self.connects.append((session_present, protocol))  # after: wait_connected's signal
+
+    def wait_connected(self) -> None:
+        """Until on_connected has run, re-offer included: it runs on the uplink's event loop a
+        moment after `uplink.connected` turns true, so an event added in between would be sent
+        twice (harmless for the contract, but these tests count deliveries)."""
+        wait_until(lambda: self.connects and self.uplink.connected, what="connect")
 
     def _delivered(self, ref: str) -> None:
         with self.lock:
@@ -204,7 +210,7 @@ def check_all(schemas, messages) -> None:
 def test_hub_confined_to_its_subtree(broker, schemas):
     platform = Client(broker).wait_ready()
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         own = hub.add(*event(1))
         other = event(2, hub_id="hub-b")
         assert own
@@ -254,7 +260,7 @@ def test_bad_client_certificate_refused(broker, case):
 
 def test_client_id_cannot_take_over_another_hub(broker):
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         intruder = Client(
             broker, "hub-b", subscribe=(), persistent=False, client_id="hub-a"
         ).wait_ready()
@@ -269,7 +275,7 @@ def test_client_id_cannot_take_over_another_hub(broker):
 def test_delivered_only_on_puback(broker, schemas):
     platform = Client(broker).wait_ready()
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         broker.pause()  # the TCP connection stays up; nothing is acknowledged
         try:
             assert hub.add(*event(1))  # sent on the wire...
@@ -295,7 +301,7 @@ def test_no_matching_subscribers_is_not_delivery(broker):
     with Hub(
         config(broker)
     ) as hub:  # nobody subscribed: mosquitto answers PUBACK 0x10 and drops it
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         hub.add(*event(1))
         wait_until(lambda: hub.rejected, what="PUBACK")
         assert hub.rejected[0][1].code == 0x10 and hub.delivered == [] and hub.pending
@@ -304,7 +310,7 @@ def test_no_matching_subscribers_is_not_delivery(broker):
         wait_until(lambda: hub.delivered == [event(1)[0]], what="delivery once subscribed")
         platform.close()
     with Hub(config(broker, "hub-b", require_subscriber=False)) as lax:
-        wait_until(lambda: lax.uplink.connected, what="connect")
+        lax.wait_connected()
         lax.add(*event(1, "hub-b"))
         wait_until(lambda: lax.delivered, what="PUBACK")
 
@@ -341,7 +347,7 @@ def test_outage_mid_stream_exactly_once_after_dedup(broker, schemas, caplog):
     platform = Client(broker).wait_ready()
     n = 300
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
 
         def produce():
             for i in range(1, n + 1):
@@ -421,7 +427,7 @@ def test_last_will_when_hub_dies(broker, schemas):
 def test_orderly_close_says_shutdown(broker):
     platform = Client(broker, subscribe=(f"{P}/hub-a/state",)).wait_ready()
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         hub.uplink.publish_state("degraded", "adapter resets: 3 in 10 min")
         wait_until(lambda: len(platform.on("/state")) == 2, what="state update")
     wait_until(lambda: len(platform.on("/state")) == 3, what="shutdown state")
@@ -439,7 +445,7 @@ def test_orderly_close_says_shutdown(broker):
 
 def test_retained_availability_survives_and_is_republished(broker, schemas):
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         hub.uplink.publish_availability(DEV, True)
         hub.uplink.publish_availability(0x00000007, True)
         hub.uplink.publish_availability(0x00000007, False)
@@ -464,7 +470,7 @@ def test_retained_availability_survives_and_is_republished(broker, schemas):
 def test_requests_and_responses(broker, schemas):
     platform = Client(broker, subscribe=(f"{P}/+/response/+",)).wait_ready()
     with Hub(config(broker)) as hub:
-        wait_until(lambda: hub.uplink.connected, what="connect")
+        hub.wait_connected()
         good = {
             "ack": {"transaction": "t1", "ref": "hub-a:1a2b3c4d:5", "operator": "desk 3"},
             "settings": {"transaction": 2, "settings": {"heartbeat_interval": 30}},
@@ -510,7 +516,7 @@ def test_requests_and_responses(broker, schemas):
             len(hub.requests) == 6
         )  # the retained one was also delivered live (retain flag cleared)...
     with Hub(config(broker)) as again:  # ...but its retained replay on re-subscribe is ignored
-        wait_until(lambda: again.uplink.connected, what="connect")
+        again.wait_connected()
         time.sleep(0.3)
         assert again.requests == []
     got = sorted(
