@@ -139,8 +139,7 @@ def test_fuzzed_requests_are_all_answered_and_the_hub_survives(home, schemas):
     def fuzz(kind: str) -> None:
         # One request at a time: the hub answers malformed requests as they arrive and the
         # rest in a later turn of its event loop, so answers to back-to-back requests may be
-        # reordered
-        # (the contract matches them by transaction, which a fuzzed request may lack).
+        # reordered (the contract matches them by transaction, which a fuzzed request may lack).
         good, want = GOOD[kind]
         good = json.dumps(good).replace("REAL_REF", real_ref).encode()
 
