@@ -17,11 +17,28 @@ from __future__ import annotations
 
 import threading
 
+INSTALL = "pip install 'gpiod>=2.1' (libgpiod v2 bindings; docs/hil.md)"
+
+
+def require_gpiod():
+    """The gpiod module if it is the v2 API, else RigUnavailable saying what to install:
+    Debian's python3-libgpiod is the v1 API (no request_lines), which Lines cannot drive."""
+    from hil.real.rig import RigUnavailable
+
+    try:
+        import gpiod
+    except ImportError:
+        raise RigUnavailable(f"the gpiod Python bindings are missing: {INSTALL}") from None
+    if not hasattr(gpiod, "request_lines"):
+        raise RigUnavailable(f"gpiod {getattr(gpiod, '__version__', '?')} is the v1 API "
+                             f"(Debian's python3-libgpiod?): {INSTALL}")
+    return gpiod
+
 
 class Lines:
     def __init__(self, chip: str, lines: dict[str, tuple[int, bool]],
                  consumer: str = "carebeacon-rig"):
-        import gpiod
+        gpiod = require_gpiod()
         from gpiod.line import Direction, Value
 
         self._Value = Value

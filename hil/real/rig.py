@@ -11,7 +11,13 @@ console (the DUT is provisioned with "log": true and runs hil/real/device/rig_ma
 bracelet's IMU samples are streamed over the console from hil/sim/imu.Wrist, the same
 signal the sim uses. hil/real/rig.example.toml shows the config; docs/hil.md the wiring.
 
-NOT run here (no rig in CI): written against pyserial, gpiod 2.x and the hub's own code.
+Tested offline (no rig in CI; tests/hil/test_real_rig_{config,console,device}.py): the config
+checks, a session's refusals and its clean-up when the hardware is missing (mosquitto started
+for real), the console reader through pyserial on pseudo-terminals (unplug and replug too),
+the line formats both ways (imu_line -> device/rig_hooks.py under MicroPython; the hooks' and
+the firmware's prints -> the console), the device files with mpy-cross and mypy. NOT run here:
+gpio.py on a GPIO chip (gpiod 2.x), the hub on a Bluetooth adapter, a real DUT: a session end
+to end (docs/hil.md, "What the rig has not proven yet").
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +41,21 @@ from hil.sim.imu import Wrist
 from hil.sim.platform import Platform
 
 HUB_ID, COUNTY = "hub-rig", "rig-county"
+KINDS = ("button", "pir", "bracelet")
+_HEX8, _HEX32 = re.compile(r"[0-9a-fA-F]{8}"), re.compile(r"[0-9a-fA-F]{32}")
+# The config's tables: key -> (type, required); hil/real/rig.example.toml shows each one.
+_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "": {"name": (str, False), "dut": (dict, True), "gpio": (dict, False), "hub": (dict, False)},
+    "dut": {"kind": (str, True), "device_id": (str, True), "key": (str, True),
+            "serial": (str, True), "baud": (int, False), "board": (str, False),
+            "room": (str, False), "location": (str, False), "heartbeat_min": (int, False),
+            "config": (dict, False)},
+    "gpio": {"chip": (str, False), **{f"{line}{suffix}": (typ, False)
+                                      for line in ("button", "pir", "power")
+                                      for suffix, typ in (("", int), ("_active_high", bool))}},
+    "hub": {"adapter": (str, False)},
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}
 
 
 class RigUnavailable(Exception):
@@ -43,6 +65,38 @@ class RigUnavailable(Exception):
 def _need(ok: bool, why: str) -> None:
     if not ok:
         raise RigUnavailable(why)
+
+
+def check_config(cfg: dict, path: Path) -> None:
+    """RigUnavailable naming the file and the key (`hil/rig.toml: dut.key: ...`) for a
+    missing, unknown or mistyped key, before any hardware is looked at."""
+    for table, keys in _SCHEMA.items():
+        t = cfg if not table else cfg.get(table, {})
+        where = f"{table}." if table else ""
+        for k, v in t.items():
+            _need(k in keys, f"{path}: {where}{k}: unknown key (a typo?); "
+                             f"known: {', '.join(keys)}")
+            typ = keys[k][0]
+            _need(isinstance(v, typ) and (typ is bool or not isinstance(v, bool)),
+                  f"{path}: {where}{k}: {v!r} is not {_TYPE_NAMES[typ]}")
+        for k, (_typ, required) in keys.items():
+            _need(k in t or not required, f"{path}: {where}{k}: missing (required)")
+    dut, gpio = cfg["dut"], cfg.get("gpio", {})
+    _need(dut["kind"] in KINDS, f"{path}: dut.kind: {dut['kind']!r} is not {' | '.join(KINDS)}")
+    _need(bool(_HEX8.fullmatch(dut["device_id"])) and int(dut["device_id"], 16) != 0,
+          f"{path}: dut.device_id: {dut['device_id']!r} is not 8 hex digits (not all zero)")
+    _need(bool(_HEX32.fullmatch(dut["key"])), f"{path}: dut.key: not 32 hex digits (128 bits)")
+    _need(bool(dut["serial"]), f"{path}: dut.serial: empty (the DUT's console, /dev/ttyACM0)")
+    for k in ("baud", "heartbeat_min"):
+        _need(dut.get(k, 1) > 0, f"{path}: dut.{k}: {dut.get(k)!r} must be > 0")
+    for line in ("button", "pir", "power"):
+        _need(gpio.get(line, 0) >= 0,
+              f"{path}: gpio.{line}: {gpio.get(line)!r} is not a line offset (>= 0)")
+
+
+def imu_line(samples) -> str:
+    """The console line device/rig_hooks.py queues as IMU samples: `I x,y,z;x,y,z` (milli-g)."""
+    return "I " + ";".join(f"{int(x)},{int(y)},{int(z)}" for x, y, z in samples)
 
 
 class RealRig:
@@ -58,27 +112,30 @@ class RealRig:
     def from_config(cls, path: str | Path) -> RealRig:
         p = Path(path)
         _need(p.is_file(), f"no rig config at {p} (copy hil/real/rig.example.toml; docs/hil.md)")
-        cfg = tomllib.loads(p.read_text())
-        dut = cfg.get("dut", {})
-        port = dut.get("serial", "")
-        ports = sorted(glob.glob("/dev/ttyUSB*") + glob.glob("/dev/ttyACM*"))
-        _need(bool(ports), "no USB serial device (/dev/ttyUSB*, /dev/ttyACM*): is the DUT plugged?")
-        _need(os.path.exists(port), f"the DUT's serial port {port!r} is not there (found {ports})")
         try:
-            import gpiod  # noqa: F401
-        except ImportError:
-            raise RigUnavailable("the gpiod Python bindings (v2) are missing: "
-                                 "pip install 'gpiod>=2.1'") from None
+            cfg = tomllib.loads(p.read_bytes().decode())
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise RigUnavailable(f"{p}: not valid TOML: {e}") from None
+        check_config(cfg, p)
+        # The hardware, in the order a bench is set up. The DUT's port may be any tty (a
+        # /dev/serial/by-id/ link, the Pi's UART): the USB ones are listed only as a hint.
+        port = cfg["dut"]["serial"]
+        ports = sorted(glob.glob("/dev/ttyUSB*") + glob.glob("/dev/ttyACM*"))
+        _need(os.path.exists(port), f"{p}: dut.serial: the DUT's port {port} is not there "
+                                    f"(USB serial ports here: {', '.join(ports) or 'none'}; "
+                                    "is the DUT plugged?)")
+        from hil.real.gpio import require_gpiod
+
+        require_gpiod()
         chip = cfg.get("gpio", {}).get("chip", "/dev/gpiochip0")
-        _need(os.path.exists(chip), f"no GPIO chip {chip}")
+        _need(os.path.exists(chip), f"{p}: gpio.chip: no GPIO chip {chip}")
         adapter = cfg.get("hub", {}).get("adapter", "hci0")
-        _need(os.path.exists(f"/sys/class/bluetooth/{adapter}"), f"no Bluetooth adapter {adapter}")
+        _need(os.path.exists(f"/sys/class/bluetooth/{adapter}"),
+              f"{p}: hub.adapter: no Bluetooth adapter {adapter}")
         try:
             mosquitto_path()
         except RuntimeError as e:
             raise RigUnavailable(str(e)) from None
-        for k in ("kind", "device_id", "key"):
-            _need(k in dut, f"{p}: [dut] {k} is missing")
         return cls(cfg, p)
 
     def session(self, kinds=("button",), clock: str = "real", *, device_cfg: dict | None = None,
@@ -218,14 +275,12 @@ class RealSession(Session):
         self.lines.set("power", on)
 
     def asleep(self, kind):
-        marks = self.console.since(0, r"carebeacon: rig (boot|deep_sleep)")
-        return bool(marks) and "deep_sleep" in marks[-1][1]
+        self.need(kind)
+        return self.console.asleep()
 
     def patterns(self, kind, since=0):
-        from firmware.feedback import NAMES
-
-        got = self.console.since(self.t0 + since / 1000, r"carebeacon: pattern (\d+)")
-        return [NAMES[int(m.group(1))] for _t, _s, m in got if int(m.group(1)) < len(NAMES)]
+        self.need(kind)
+        return self.console.patterns(self.t0 + since / 1000)
 
     def _stream_imu(self) -> None:
         """50 samples a second from the Wrist model, 5 per line, to device/rig_hooks.py."""
@@ -233,7 +288,7 @@ class RealSession(Session):
         t_ms = self.now()
         while not self._imu_stop:
             batch = [self.wrist(t_ms + 20 * (n + i)) for i in range(5)]
-            self.console.write_line("I " + ";".join(f"{x},{y},{z}" for x, y, z in batch))
+            self.console.write_line(imu_line(batch))
             n += 5
             time.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
 

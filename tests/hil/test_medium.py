@@ -119,7 +119,8 @@ def test_real_backend_refuses_to_run_without_its_rig(tmp_path):
     with pytest.raises(RigUnavailable, match="no rig config"):
         RealRig.from_config(tmp_path / "missing.toml")
     cfg = tmp_path / "rig.toml"
-    cfg.write_text('[dut]\nkind = "button"\nserial = "/dev/ttyNOPE"\n')
+    cfg.write_text('[dut]\nkind = "button"\nserial = "/dev/ttyNOPE"\ndevice_id = "0000b001"\n'
+                   'key = "00112233445566778899aabbccddeeff"\n')
     with pytest.raises(RigUnavailable, match="serial|USB"):
         RealRig.from_config(cfg)
 

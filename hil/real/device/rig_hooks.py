@@ -9,9 +9,15 @@ firmware.hal.esp32.Esp32Hal:
 - IMU injection: a console line `I x,y,z;x,y,z;...` (milli-g) queues samples; from the
   first such line on, imu_start() succeeds and imu_read() returns the queued samples
   instead of the MPU6886's FIFO (the rig streams 50 samples a second, hil/real/rig.py),
-  and light sleep becomes a short idle so no console byte is lost while asleep.
+  and light sleep becomes a short idle so no console byte is lost while asleep. A triple
+  that is not three integers (a byte lost or garbled on the way) is skipped.
 
-Untested on hardware here (no rig in CI): HW-CHECK before trusting a run.
+Light sleep is replaced in firmware/hal/esp32.py's own `machine` name (a stand-in that
+passes everything else to the real module): where `machine` is the built-in C module its
+attributes cannot be assigned (AttributeError), so `machine.lightsleep = ...` would fail.
+
+Untested on hardware here (no rig in CI): HW-CHECK before trusting a run. Tested offline
+under MicroPython (tests/hil/test_real_rig_device.py) with stand-ins for the ESP32 HAL.
 """
 
 import select
@@ -22,7 +28,7 @@ import machine
 
 _MAX = 256  # samples queued (5 s at 50 Hz)
 _q = [0] * (3 * _MAX)
-_state = {"n": 0, "r": 0, "on": False, "line": ""}
+_state: dict = {"n": 0, "r": 0, "on": False, "line": ""}
 _poll = select.poll()
 _poll.register(sys.stdin, select.POLLIN)
 
@@ -35,9 +41,12 @@ def _feed(line):
         parts = triple.split(",")
         if len(parts) != 3 or _state["n"] >= _MAX:
             continue
+        try:
+            x, y, z = int(parts[0]), int(parts[1]), int(parts[2])
+        except ValueError:
+            continue
         w = (_state["r"] + _state["n"]) % _MAX
-        for k in range(3):
-            _q[3 * w + k] = int(parts[k])
+        _q[3 * w], _q[3 * w + 1], _q[3 * w + 2] = x, y, z
         _state["n"] += 1
 
 
@@ -52,13 +61,22 @@ def pump():
             _state["line"] += ch
 
 
+class _Machine:
+    """`machine` as firmware/hal/esp32.py sees it on a rig: lightsleep is the hooks'."""
+
+    def __init__(self, lightsleep):
+        self.lightsleep = lightsleep
+
+    def __getattr__(self, name):
+        return getattr(machine, name)
+
+
 def install():
     from firmware.hal import esp32 as E
 
     hal = E.Esp32Hal
     orig_init, orig_sleep = hal.__init__, hal.deep_sleep
     orig_start, orig_read = hal.imu_start, hal.imu_read
-    orig_light = machine.lightsleep
 
     def init(self, board, reset_cause, wake_reason, verbose=False):
         orig_init(self, board, reset_cause, wake_reason, verbose)
@@ -90,8 +108,8 @@ def install():
         if _state["on"]:
             time.sleep_ms(ms if ms < 20 else 20)
         else:
-            orig_light(ms)
+            machine.lightsleep(ms)
 
-    hal.__init__, hal.deep_sleep = init, deep_sleep
-    hal.imu_start, hal.imu_read = imu_start, imu_read
-    machine.lightsleep = lightsleep
+    hal.__init__, hal.deep_sleep = init, deep_sleep  # type: ignore[method-assign]
+    hal.imu_start, hal.imu_read = imu_start, imu_read  # type: ignore[method-assign]
+    E.machine = _Machine(lightsleep)  # type: ignore[assignment]  # see the docstring
