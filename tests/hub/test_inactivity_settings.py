@@ -6,18 +6,14 @@ bounds with WRONG_DATA."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from pipeline_testing import HUB_TOML, Home  # the core-with-recorder harness (conftest's path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from test_pipeline import HUB_TOML, Home  # noqa: E402  (the core-with-recorder harness)
-
-from hub import contract  # noqa: E402
-from hub.contract import ContractError, Result  # noqa: E402
-from shared import inactivity as I  # noqa: E402
+from hub import contract
+from hub.contract import ContractError, Result
+from shared import inactivity as I
 
 MIN = 60_000
 TOPIC = "carebeacon/v1/test-county/hub-a/request/settings"

@@ -1,0 +1,136 @@
+"""The hub core with a recorder (test_pipeline*.py, test_inactivity_settings.py): frames from
+real device codecs through the real store; the uplink is a recording stand-in (the daemon
+test runs the real one against mosquitto), every published message checked against the
+contract's JSON Schemas. The `home` fixture is in conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hub.config import load
+from hub.pipeline import HubCore
+from hub.store import Store
+from shared import frame as F
+
+MIN = 60_000
+HUB_TOML = """
+[hub]
+id = "hub-a"
+county = "test-county"
+household = "HH-7"
+data_dir = "data"
+[platform]
+url = "mqtt://localhost:1883"
+[inactivity]
+prealarm_min = 10
+[[devices]]
+id = "0000a1b2"
+kind = "button"
+room = "bedroom"
+location = "by the bed"
+[[devices]]
+id = "0000c3d4"
+kind = "pir"
+room = "living room"
+heartbeat_min = 30
+"""
+KEYS = {0xA1B2: bytes(range(16)), 0xC3D4: bytes(range(16, 32))}
+
+
+class FakeClock:
+    def __init__(self):
+        self.mono = 10_000
+        self.wall = 1_760_000_000_000
+        self.tod_s = 9 * 3600
+
+    def mono_ms(self):
+        return self.mono
+
+    def wall_ms(self):
+        return self.wall
+
+    def local(self):
+        return (self.tod_s + (self.mono - 10_000) // 1000) % 86400, 2, True
+
+    def advance(self, ms):
+        self.mono += ms
+        self.wall += ms
+
+
+class Recorder:
+    """Stands in for hub.uplink.Uplink: records what the core asks it to send."""
+
+    def __init__(self):
+        self.connected = True
+        self.events: list[tuple[str, dict]] = []
+        self.availability: list[tuple[int, bool]] = []
+        self.states: list[str] = []
+        self.responses: list[tuple] = []
+
+    def publish_event(self, ref, topic, payload):
+        if not self.connected:
+            return False
+        self.events.append((ref, json.loads(payload)))
+        return True
+
+    def publish_availability(self, device_id, online, last_seen=None):
+        self.availability.append((device_id, online))
+
+    def publish_state(self, radio, detail=None):
+        self.states.append(radio)
+
+    def respond(self, req, result=0, *, text=None, data=None, error=None):
+        self.responses.append((req.kind, req.transaction, int(result), text, data))
+
+
+class Home:
+    """A hub core plus the devices' side of the radio."""
+
+    def __init__(self, tmp_path, schemas, toml=HUB_TOML, defer=None):
+        (tmp_path / "hub.toml").write_text(toml)
+        sec = tmp_path / "secrets.toml"
+        sec.write_text("[keys]\n" + "".join(f'"{d:08x}" = "{k.hex()}"\n' for d, k in KEYS.items()))
+        os.chmod(sec, 0o600)
+        self.cfg = load(tmp_path / "hub.toml")
+        self.cfg.data_dir.mkdir(exist_ok=True)
+        self.schemas = schemas
+        self.clock = FakeClock()
+        self.pub = Recorder()
+        self.acks: list[tuple[int, bytes, int]] = []
+        self.codec = {d: F.Codec(d, k) for d, k in KEYS.items()}
+        self.seq = {d: 0 for d in KEYS}
+        self.defer = defer
+        self.open()
+
+    def open(self):
+        self.store = Store(self.cfg.data_dir / "hub.db", hub_id=self.cfg.hub_id)
+        self.core = HubCore(
+            self.cfg,
+            self.store,
+            publisher=self.pub,
+            clock=self.clock,
+            acker=lambda d, addr, data, s: self.acks.append((d, data, s)),
+            defer=self.defer,
+        )
+
+    def restart(self):
+        self.store.close()
+        self.open()
+
+    def send(self, dev, mtype, arg=0, age_ms=0, seq=None, key=None, attempt=0):
+        if seq is None:
+            self.seq[dev] += 1
+            seq = self.seq[dev]
+        codec = F.Codec(dev, key) if key else self.codec[dev]
+        data = bytes(codec.encode(bytearray(24), seq, mtype, arg, age_ms, attempt))
+        return self.core.on_frame(f"AA:BB:CC:00:{dev & 0xFF:02X}:01", data, -61), seq
+
+    def last_ack(self, dev):
+        d, data, _ = [a for a in self.acks if a[0] == dev][-1]
+        return self.codec[dev].verify_ack(data)
+
+    def published(self, type_=None):
+        for _, msg in self.pub.events:
+            self.schemas.check("event", msg)
+        return [m for _, m in self.pub.events if type_ is None or m["type"] == type_]

@@ -1,0 +1,154 @@
+"""Acknowledgements written to devices: with response, to an address in any case, failures
+returned as False in time, one connection per device at a time, bounded connection slots,
+a device that does not answer not holding up another."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from radio_testing import ACK, BUTTON, PIR, ack, radio_hearing, warnings
+
+from bluez_testing import eventually
+from hil.sim.bluez import AttError, BlueZDouble
+from hil.sim.bluez_gatt import ACK_CHARACTERISTIC_UUID, CAREBEACON_SERVICE_UUID
+from hub.radio import ACK_UUID, SERVICE_UUID
+from shared.frame import ACK_STORED
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def test_ack_uuids_match_the_protocol() -> None:
+    assert (SERVICE_UUID, ACK_UUID) == (CAREBEACON_SERVICE_UUID, ACK_CHARACTERISTIC_UUID)
+
+
+def test_ack_reaches_the_device(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        async with radio_hearing(bz, BUTTON) as radio:
+            assert await radio.send_ack(BUTTON, ACK)
+            assert got == [ACK] and bz.writes[-1].type == "request"  # write with response
+            assert not bz.is_connected(BUTTON)
+            assert await radio.send_ack(BUTTON.lower(), ACK)  # addresses: any case
+            assert got == [ACK, ACK]
+            assert bz.calls["Connect"] == 2 and bz.calls["Disconnect"] == 2
+            with pytest.raises(ValueError):
+                await radio.send_ack(BUTTON, ACK[:19])  # a caller bug, not radio trouble
+
+    run(body)
+
+
+def test_hung_connect_returns_false_in_time_and_a_later_ack_works(run, logs) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        async with radio_hearing(bz, BUTTON, connect_timeout_s=0.5) as radio:
+            bz.set_connect_behaviour(BUTTON, hang=True)
+            t0 = time.monotonic()
+            assert not await radio.send_ack(BUTTON, ACK)
+            elapsed = time.monotonic() - t0
+            assert 0.4 < elapsed < 1.0
+            assert "failed (timeout)" in warnings(logs)
+            await eventually(lambda: not bz.is_connected(BUTTON))
+            t0 = time.monotonic()
+            assert not await radio.send_ack(BUTTON, ACK)  # backing off: no connect at all
+            assert time.monotonic() - t0 < 0.1 and "backing off after timeout" in warnings(logs)
+            bz.set_connect_behaviour(BUTTON)  # the device answers again
+            await asyncio.sleep(0.35)
+            assert await radio.send_ack(BUTTON, ACK)
+            assert got == [ACK]
+
+    run(body)
+
+
+def test_refused_write_returns_false(run, logs) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        def refuse(data: bytes) -> None:
+            raise AttError(0x0E)
+
+        bz.on_write(BUTTON, refuse)
+        async with radio_hearing(bz, BUTTON) as radio:
+            assert not await radio.send_ack(BUTTON, ACK)
+            assert not bz.is_connected(BUTTON)  # disconnected after the failure too
+            assert "failed (write_failed)" in warnings(logs)
+
+    run(body)
+
+
+def test_unknown_address_returns_false_quickly(run, logs) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        async with radio_hearing(bz) as radio:
+            t0 = time.monotonic()
+            assert not await radio.send_ack("C8:2E:18:00:00:99", ACK)
+            assert time.monotonic() - t0 < 0.1
+            assert bz.calls["Connect"] == 0
+        assert "C8:2E:18:00:00:99 not sent: no advert from it" in warnings(logs)
+
+    run(body)
+
+
+def test_concurrent_acks_to_one_device_are_serialised(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        bz.set_connect_behaviour(BUTTON, delay_s=0.1)
+        async with radio_hearing(bz, BUTTON) as radio:
+            acks = [bytes([0x11, i]) + bytes(18) for i in range(3)]
+            assert await asyncio.gather(*(radio.send_ack(BUTTON, a) for a in acks)) == [True] * 3
+            assert got == acks  # in call order
+            path = bz.device_path(BUTTON)
+            links = [m for m, p, _ in bz.call_log if p == path and m in ("Connect", "Disconnect")]
+            assert links == ["Connect", "Disconnect"] * 3  # one connection at a time
+
+    run(body)
+
+
+def test_connection_slots_are_bounded(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        devices = [f"C8:2E:18:00:01:{i:02X}" for i in range(4)]
+        active, peak, got = 0, 0, []
+
+        async def slow_device(data: bytes) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.15)
+            got.append(data)
+            active -= 1
+
+        for d in devices:
+            bz.on_write(d, slow_device)
+        async with radio_hearing(bz, *devices, max_connections=2) as radio:
+            results = await asyncio.gather(*(radio.send_ack(d, ACK) for d in devices))
+            assert results == [True] * 4 and len(got) == 4
+            assert peak == 2
+
+    run(body)
+
+
+def test_a_device_that_does_not_answer_does_not_hold_up_another(run) -> None:
+    async def body(bz: BlueZDouble) -> None:
+        got: dict[str, list[bytes]] = {BUTTON: [], PIR: []}
+        for address, writes in got.items():
+            bz.on_write(address, writes.append)
+        async with radio_hearing(
+            bz, BUTTON, PIR, connect_timeout_s=1.0, max_connections=2
+        ) as radio:
+            bz.set_connect_behaviour(BUTTON, hang=True)
+            button = [asyncio.create_task(radio.send_ack(BUTTON, ack(3, ACK_STORED)))]
+            await asyncio.sleep(0.05)
+            for i in range(1, 10):  # retransmissions heard while the connect hangs
+                button.append(asyncio.create_task(radio.send_ack(BUTTON, ack(3, 1, clock=i))))
+            for i in range(3):
+                t0 = time.monotonic()
+                assert await radio.send_ack(PIR, ack(20 + i, ACK_STORED))
+                assert time.monotonic() - t0 < 0.5
+            assert not any(t.done() for t in button)  # still in its connect
+            assert len(got[PIR]) == 3 and got[BUTTON] == []
+            bz.set_connect_behaviour(BUTTON)
+            assert await asyncio.gather(*button) == [True] * 10
+            assert got[BUTTON] == [ack(3, ACK_STORED, clock=9)]  # the newest, once
+
+    run(body)
