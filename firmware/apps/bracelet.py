@@ -88,7 +88,7 @@ class BraceletApp(App):
     def fresh(self, now_ms):
         seq = self.core.recover_alarm(now_ms)
         if seq:
-            self.sos.adopt(seq, self.core.type_of(seq), now_ms)
+            self.sos.adopt(seq, self.core.outbox.type_of(seq), now_ms)
 
     def hb_flags(self):
         return (_FLAG_CHARGING if self.charging else 0) | (_FLAG_WORN if self.worn else 0)

@@ -60,7 +60,7 @@ class ButtonApp(App):
     def fresh(self, now_ms):
         seq = self.core.recover_alarm(now_ms)
         if seq:
-            self.sos.adopt(seq, self.core.type_of(seq), now_ms)
+            self.sos.adopt(seq, self.core.outbox.type_of(seq), now_ms)
 
     def app_step(self, now_ms):
         b = self.button

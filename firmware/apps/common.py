@@ -132,7 +132,7 @@ class App:
     # -- lifecycle -----------------------------------------------------------
     def _all_objects(self):
         c = self.core
-        return [self, c, c.seq, c.settings] + c.retries + self.objects()
+        return [self, c, c.outbox, c.seq, c.settings] + c.outbox.retries + self.objects()
 
     def start(self, now_ms):
         """Once per boot: restore after sleep or a reset that kept RTC memory, else start fresh."""
@@ -165,7 +165,7 @@ class App:
         hb_due = ticks_diff(core.hb_at, now_ms)
         # Due now, or soon while this wake sends anyway: one boot and one BLE bring-up
         # for both (the PIR's summaries carry its heartbeats this way).
-        if hb_due <= 0 or (core.busy() and hb_due < core.settings.hb_min * 60000 // 4):
+        if hb_due <= 0 or (core.outbox.busy() and hb_due < core.settings.hb_min * 60000 // 4):
             self.heartbeat(now_ms)
         d = min(d, core.step(now_ms))
         d = min(d, self.fb.step(now_ms))

@@ -80,7 +80,7 @@ class Sos:
             self._show(P_CALLING, now_ms)
         elif s == ACK_STORED:
             self._show(P_RECEIVED, now_ms)
-        elif self.app.core.overdue(self.alarm_seq, now_ms):
+        elif self.app.core.outbox.overdue(self.alarm_seq, now_ms):
             self._show(P_NOT_DELIVERED, now_ms)
         else:
             self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
@@ -121,7 +121,7 @@ class Sos:
             seq = core.send(T_SOS_CANCEL, 0, now_ms, self.alarm_seq)
         else:
             seq = core.send(T_FALL_CANCELLED, 0, now_ms, self.fall_ref)
-        core.drop(self.alarm_seq)  # a late SOS after its cancel would confuse everyone
+        core.outbox.drop(self.alarm_seq)  # a late SOS after its cancel would confuse everyone
         self.cancel_seq = seq
         self.cancel_shown = False
         self.state = _ENDED
@@ -134,7 +134,7 @@ class Sos:
             return 0
         core = self.app.core
         seq = core.send(T_TEST, 0, now_ms, self.alarm_seq)
-        core.drop(self.alarm_seq)
+        core.outbox.drop(self.alarm_seq)
         self.test_seq = seq
         self.state = _ENDED
         self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
@@ -181,14 +181,14 @@ class Sos:
             self._show(P_TEST_OK if status >= ACK_DELIVERED else P_RECEIVED, now_ms)
 
     def _not_delivered(self, seq, now_ms):
-        if seq and self.app.core.overdue(seq, now_ms) and ticks_reached(now_ms, self.nd_at):
+        if seq and self.app.core.outbox.overdue(seq, now_ms) and ticks_reached(now_ms, self.nd_at):
             self._show(P_NOT_DELIVERED, now_ms)
             self.nd_at = ticks_add(now_ms, _ND_REPEAT_MS)
             return True
         return False
 
     def _expire(self, now_ms):
-        if (self.state == _ACTIVE and not self.app.core.pending(self.alarm_seq)
+        if (self.state == _ACTIVE and not self.app.core.outbox.pending(self.alarm_seq)
                 and ticks_diff(now_ms, self.alarm_at) >= self.app.cfg.sos_hold_min * 60000):
             # Decided while ticks_diff is exact: the device wakes at least daily.
             self.state = _ENDED

@@ -95,9 +95,10 @@ def test_a_full_outbox_survives_deep_sleep():
     assert n <= RTC_BYTES
     again = type(app)(app.hal, app.cfg)
     assert persist.load(again._all_objects(), buf, n, rig.cfg.fingerprint) == ""
-    assert again.core.o_seq == app.core.o_seq and sorted(again.core.o_seq) == sorted(seqs)
-    assert [r.next_at for r in again.core.retries] == [r.next_at for r in app.core.retries]
-    assert all(isinstance(r, Retry) for r in again.core.retries)
+    ob, ob2 = app.core.outbox, again.core.outbox
+    assert ob2.o_seq == ob.o_seq and sorted(ob2.o_seq) == sorted(seqs)
+    assert [r.next_at for r in ob2.retries] == [r.next_at for r in ob.retries]
+    assert all(isinstance(r, Retry) for r in ob2.retries)
 
 
 # -- feedback --------------------------------------------------------------------------
