@@ -12,8 +12,12 @@ Inputs to the detector:
 - press: SOS, test, cancel, or a fall the wearer cancelled (all signs of life);
 - away: a bracelet not heard for `bracelet_absent_min` while its wearer was at
   home (out of range: gone out).
-The detector's state is saved to the store every few minutes and at shutdown,
-so its learned history survives restarts.
+The detector's state is saved to the store every few minutes, at each of its
+events and at shutdown, so its learned history survives restarts; with it the
+hub's side of an alarm in progress (`pack_state`): the ref of the inactivity alarm
+(a sign of life after a restart still sends its `cancel`, which stops the alarm's
+repeats) and the pre-alarm time left (a restart does not silence "are you all
+right?"). Like the detector, that time does not run while the hub is off.
 
 The platform may tune the detector of this home within contract.INACTIVITY_BOUNDS through a
 settings request (`tune`): the running detector takes the new settings at once and keeps its
@@ -26,6 +30,7 @@ import json
 import logging
 
 from hub import contract, events as E
+from hub.store_types import HUB_SELF
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
 
@@ -35,6 +40,38 @@ _TICKS = 0x3FFFFFFF  # the detector runs on ESP32-style ticks (shared/ticks.py)
 SAVE_EVERY_MS = 5 * 60_000
 _MOTION_TYPES = (F.T_ACTIVITY, F.T_MOTION)
 _PRESS_TYPES = (F.T_SOS, F.T_TEST, F.T_SOS_CANCEL, F.T_FALL_CANCELLED)
+# The stored "inactivity" state: the detector's own blob (shared/inactivity.py to_bytes, its
+# version first: 1), which is all a hub before this layout stored, or this wrapper around it:
+# magic, version, u16 BE length, a JSON object {"alarm_ref": str|null, "prealarm_left_ms":
+# int|null}, then the detector's blob. The magic cannot start a detector blob (its byte 0 is
+# the detector's small version number).
+_STATE_MAGIC = b"CBHW"
+_STATE_VERSION = 1
+
+
+def pack_state(detector: bytes, alarm_ref: str | None, prealarm_left_ms: int | None) -> bytes:
+    head = json.dumps({"alarm_ref": alarm_ref, "prealarm_left_ms": prealarm_left_ms},
+                      separators=(",", ":")).encode()
+    return _STATE_MAGIC + bytes([_STATE_VERSION]) + len(head).to_bytes(2, "big") + head + detector
+
+
+def unpack_state(blob: bytes) -> tuple[bytes, str | None, int | None]:
+    """(detector blob, alarm ref, pre-alarm ms left) from a stored state; ValueError if
+    unusable. A detector blob alone (stored by an older hub) has neither ref nor time left."""
+    if not blob.startswith(_STATE_MAGIC):
+        return blob, None, None
+    n = len(_STATE_MAGIC)
+    if len(blob) < n + 3 or blob[n] != _STATE_VERSION:
+        raise ValueError("hub state layout %s, expected %d"
+                         % (blob[n] if len(blob) > n else "cut short", _STATE_VERSION))
+    size = int.from_bytes(blob[n + 1:n + 3], "big")
+    head = json.loads(blob[n + 3:n + 3 + size])  # a JSONDecodeError is a ValueError
+    if not isinstance(head, dict):
+        raise ValueError("hub state: not a JSON object")
+    ref, left = head.get("alarm_ref"), head.get("prealarm_left_ms")
+    if not (ref is None or isinstance(ref, str)) or not (left is None or type(left) is int):
+        raise ValueError("hub state: bad alarm_ref or prealarm_left_ms")
+    return blob[n + 3 + size:], ref or None, left
 
 
 def detector_kwargs(values: dict[str, int]) -> dict[str, int]:
@@ -59,21 +96,48 @@ class HomeWatch:
         self._away_fed = False
         self.detector: I.Inactivity | None = None
         self.tuned: dict[str, int] = {}  # values the platform set (stored), over hub.toml's
+        self.alarm_ref: str | None = None  # the inactivity alarm raised and not cleared yet
+        self.prealarm_until: int | None = None  # mono ms
         if cfg.inactivity.enabled:
             self.tuned = self._stored_tuning()
             kw = self._kwargs()
             self.prealarm_ms = kw.get("prealarm_ms", 600_000)
             blob = store.get_state("inactivity")
             try:
-                self.detector = (I.Inactivity.from_bytes(blob, now_ms & _TICKS, **kw) if blob
-                                 else I.Inactivity(**kw))
+                if blob:
+                    saved, ref, left = unpack_state(blob)
+                    self.detector = I.Inactivity.from_bytes(saved, now_ms & _TICKS, **kw)
+                    self._resume(ref, left, now_ms)
+                else:
+                    self.detector = I.Inactivity(**kw)
             except ValueError as e:
                 log.error("inactivity state in the store is unusable (%s): learning afresh", e)
                 self.detector = I.Inactivity(**kw)
-        self.alarm_ref: str | None = None
-        self.prealarm_until: int | None = None
         self._saved_at = now_ms
         self.offline: set[int] = set()
+
+    def _resume(self, ref: str | None, left: int | None, now: int) -> None:
+        """After a restart: the alarm or pre-alarm the restored detector is in goes on."""
+        state = self.detector.state
+        if state == I.ST_ALARM:
+            self.alarm_ref = ref or self._unanswered_alarm()
+            log.warning("restarted during an inactivity alarm (%s): a sign of life cancels it",
+                        self.alarm_ref or "its ref is unknown")
+        elif state == I.ST_PREALARM:
+            # the time left when saved (an older hub saved none: a whole pre-alarm); never
+            # beyond a whole one (prealarm_min may have changed), and the alarm still comes
+            # from the detector: a longer pre-alarm on the devices ends with it
+            left = self.prealarm_ms if not left or left < 0 else min(left, self.prealarm_ms)
+            self.prealarm_until = now + max(left, 1)
+            log.warning("restarted during an inactivity pre-alarm: %d s left", left // 1000)
+
+    def _unanswered_alarm(self) -> str | None:
+        """The newest inactivity alarm no operator acknowledged: the state an older hub saved
+        during an alarm has no ref (it kept it in memory only)."""
+        since = self.core.clock.wall_ms() - getattr(self.core, "alarm_repeat_for_ms", 86_400_000)
+        found = [ev for ev in [*self.store.awaiting_help(since), *self.store.pending(limit=50)]
+                 if ev.device_id == HUB_SELF and ev.mtype == E.H_INACTIVITY_ALARM]
+        return max(found, key=lambda ev: ev.seq).ref if found else None
 
     # -- settings -------------------------------------------------------------------------
     def settings(self) -> dict[str, int]:
@@ -219,5 +283,7 @@ class HomeWatch:
 
     def save(self, now: int) -> None:
         if self.detector is not None:
-            self.store.put_state("inactivity", self.detector.to_bytes())
+            left = None if self.prealarm_until is None else max(1, self.prealarm_until - now)
+            blob = pack_state(self.detector.to_bytes(), self.alarm_ref, left)
+            self.store.put_state("inactivity", blob)
             self._saved_at = now

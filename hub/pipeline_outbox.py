@@ -4,10 +4,22 @@
 it offers pending events to the publisher (`hub.uplink.Uplink` or a test double), follows them
 in flight until `on_delivered` or `on_rejected`, and publishes a delivered alarm again (same
 ref) until an operator acknowledges it.
+
+An event the platform's broker refuses (a PUBACK failure code, or 0x10 "no matching
+subscribers": docs/mqtt.md, delivery rules) is not delivered: it stays pending, its device
+hears no DELIVERED (an elder's alarm stays at "received" and the device keeps sending it), and
+it is offered again later (an alarm after `REFUSED_ALARM_RETRY_MS`, anything else after
+`REFUSED_RETRY_MS`). The refusals are one fault, `uplink_rejected` (206): raised and logged once
+per reason code while they last, not per event, and never about the refusal of an
+`uplink_rejected` event itself (a refused fault event raising another fault event was an
+endless loop: hundreds of stored events a second, none ever pruned). It clears (a restoral)
+when every refused event has been accepted, or will not be offered again.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from hub import contract
@@ -22,7 +34,12 @@ if TYPE_CHECKING:
     from hub.pipeline import Clock
     from hub.store import Store
 
+log = logging.getLogger("carebeacon.hub")
+
 ALARM_TYPES = ("manual_alarm", "automatic_alarm")
+UPLINK_REJECTED = 206  # contract.HUB_FAULTS
+REFUSED_RETRY_MS = 60_000  # a refused event is offered again after this...
+REFUSED_ALARM_RETRY_MS = 15_000  # ...an alarm sooner: the elder's call waits on it
 # Refill the uplink only when fewer events than this are in flight: pump() reads the pending
 # queue (O(pending)), so pumping after every PUBACK made draining a long outage's backlog
 # quadratic (2000 alarms: a minute of CPU with the event loop blocked, radio unheard).
@@ -62,6 +79,12 @@ class Outbox:
         self.backlog = True
         self.event_topic = contract.event_topic(self.cfg.county, self.cfg.hub_id)
         self.rejected: dict[str, int] = {}  # ref -> mono ms it may be offered again
+        # ref -> reason (PUBACK code) of its last refusal, until it is accepted (or will not be
+        # offered again); `uplink_rejected` lasts while this is not empty
+        self.refused: dict[str, int | str] = {}
+        # reasons seen while it lasts -> whether a fault was raised for it (else only logged)
+        self.refusal_reasons: dict[int | str, bool] = {}
+        self._refusals_checked = 0  # mono ms
         self.repeat_at: dict[str, int] = {}  # delivered alarm ref -> mono ms to publish again
         self.repeat_until: dict[str, int] = {}
 
@@ -112,6 +135,7 @@ class Outbox:
 
     def on_connected(self, *_args) -> None:
         self.in_flight.clear()  # the store is the truth: offer everything pending again
+        self.rejected.clear()  # refused ones too: a new connection may be accepted
         self.backlog = True
         self.pump()
 
@@ -121,6 +145,9 @@ class Outbox:
 
     def on_delivered(self, ref: str) -> None:
         self.in_flight.pop(ref, None)
+        self.rejected.pop(ref, None)
+        if self.refused.pop(ref, None) is not None and not self.refused:
+            self._refusals_over()
         if self.repeat_at.get(ref) is not None:
             self.repeat_at[ref] = self.clock.mono_ms() + self.alarm_repeat_ms
             return
@@ -133,8 +160,6 @@ class Outbox:
             self._commit_queued = True
             self.defer(self._commit_marks)
         self.counters["delivered"] += 1
-        if self.faults.get(206):
-            self.hub_fault_cleared(206)
         ev = self.store.get(ref)
         if ev is not None and ev.alarm and ev.state < 2 and self._is_alarm(ev.payload_json):
             now = self.clock.mono_ms()
@@ -154,10 +179,67 @@ class Outbox:
         return any(f'"type":"{t}"' in payload for t in ALARM_TYPES)
 
     def on_rejected(self, ref: str, rejection) -> None:
+        """The broker refused `ref` (`rejection`: hub.uplink_pubacks.Rejection): not delivered,
+        so it stays pending and is offered again later; reported once per reason code."""
         self.in_flight.pop(ref, None)
-        self.rejected[ref] = self.clock.mono_ms() + 60_000  # offered again in a minute
+        self.counters["uplink_refused"] += 1
+        ev = self.store.get(ref)
+        wait = REFUSED_ALARM_RETRY_MS if ev is not None and ev.alarm else REFUSED_RETRY_MS
+        self.rejected[ref] = self.clock.mono_ms() + wait
         self.backlog = True
-        self.hub_fault(206, f"platform refused {ref}: {rejection}")
+        reason = getattr(rejection, "code", None)
+        if reason is None:
+            reason = str(rejection)
+        self.refused[ref] = reason
+        faulted = self.refusal_reasons.get(reason)
+        if faulted:
+            return  # reported already: it lasts
+        if ev is not None and self._is_refusal_report(ev.device_id, ev.payload_json):
+            # never a fault about the refused report of the refusals: that looped forever
+            if faulted is None:
+                log.error("platform refused %s, a report of refused events: %s", ref, rejection)
+            self.refusal_reasons[reason] = False
+            return
+        self.refusal_reasons[reason] = True
+        # One fault event per reason code while refusals last (hub_fault logs it once): its
+        # ref names the first refused event only, the others are counted (uplink_refused).
+        self.hub_fault(UPLINK_REJECTED, f"platform refuses events: {rejection} (first {ref})")
+
+    @staticmethod
+    def _is_refusal_report(device_id: int, payload: str) -> bool:
+        """A hub `fault` or `restoral` event about `uplink_rejected`."""
+        if device_id != HUB_SELF or not payload:
+            return False
+        try:
+            fault = json.loads(payload).get("fault") or {}
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(fault, dict) and fault.get("code") == UPLINK_REJECTED
+
+    def _refusals_over(self) -> None:
+        log.info(
+            "platform accepts events again (refused: %s)",
+            ", ".join(f"0x{r:02X}" if isinstance(r, int) else r for r in self.refusal_reasons),
+        )
+        self.refusal_reasons.clear()
+        self.hub_fault_cleared(UPLINK_REJECTED)
+
+    def _forget_refusals(self, now: int) -> None:
+        """Once a minute: refused refs that nothing will offer again (a refused repeat of an
+        alarm since acknowledged or cancelled, an event gone from the store) no longer hold
+        `uplink_rejected` up. A refused event still pending always does."""
+        if not self.refused or now - self._refusals_checked < REFUSED_RETRY_MS:
+            return
+        self._refusals_checked = now
+        for ref in list(self.refused):
+            if ref in self.in_flight or ref in self.repeat_at:
+                continue
+            ev = self.store.get(ref)
+            if ev is None or ev.state >= 1:
+                del self.refused[ref]
+                self.rejected.pop(ref, None)
+        if not self.refused:
+            self._refusals_over()
 
     def stop_repeating(self, ref: str) -> None:
         self.repeat_at.pop(ref, None)
@@ -176,12 +258,14 @@ class Outbox:
                 ref, self.event_topic, ev.payload_json.encode()
             ):
                 self.in_flight[ref] = now
+                self.rejected.pop(ref, None)  # a refused repeat waits for its next turn only
                 self.counters["repeated"] += 1
             self.repeat_at[ref] = now + self.alarm_repeat_ms
 
     def _tick_outbox(self, now: int) -> None:
         """Repeat alarms still awaiting an operator, re-offer what got no PUBACK, pump."""
         self.repeat_alarms(now)
+        self._forget_refusals(now)
         for ref, t in list(self.in_flight.items()):
             if now - t > 120_000:  # no PUBACK in 2 min on a live link: offer it again
                 del self.in_flight[ref]

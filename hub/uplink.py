@@ -27,12 +27,13 @@ sends at once when connected and returns True; when not connected it sends nothi
 False: the hub re-offers every pending event from `on_connected`. An event is delivered only
 when its PUBACK carries a success reason code (< 0x80): `on_delivered(ref)`. A failure code
 (e.g. 0x87 Not authorized) gives `on_rejected(ref, Rejection)` and the event stays pending (the
-hub raises a fault and retries later). With `require_subscriber` (default) PUBACK 0x10 "No
-matching subscribers" is a rejection too: the broker had nobody, not even a disconnected
-persistent session, to give the event to, so it dropped it. Duplicates are expected (paho
-resends in-flight messages after a reconnect, and the hub re-offers): the consumer deduplicates
-on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals and "no subscribers" are
-invisible there and every PUBACK counts as delivered.
+hub raises a fault and retries later; it logs refusals itself, once per reason code, so the
+uplink logs a refused event at DEBUG when there is an `on_rejected`). With `require_subscriber`
+(default) PUBACK 0x10 "No matching subscribers" is a rejection too: the broker had nobody, not
+even a disconnected persistent session, to give the event to, so it dropped it. Duplicates are
+expected (paho resends in-flight messages after a reconnect, and the hub re-offers): the
+consumer deduplicates on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals
+and "no subscribers" are invisible there and every PUBACK counts as delivered.
 
 Outages are logged once, not per retry (hub/uplink_outage.py); the retries themselves (the
 minimum delay, doubling up to the maximum) are made by the loop's driver (uplink_loop.py). The
@@ -364,9 +365,12 @@ class Uplink(Retained):
             if what == "event":
                 self._callbacks.dispatch("delivered", ref)
             return
-        log.error("broker refused %s %s: %s", what, ref or "", rejection)
-        if what == "event":
+        if what == "event" and self._callbacks.has("rejected"):
+            # the caller reports refused events (the hub: once per reason code while it lasts)
+            log.debug("broker refused %s %s: %s", what, ref or "", rejection)
             self._callbacks.dispatch("rejected", ref, rejection)
+            return
+        log.error("broker refused %s %s: %s", what, ref or "", rejection)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
         try:

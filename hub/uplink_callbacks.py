@@ -27,6 +27,9 @@ class Callbacks:
         self._cb = callbacks
         self.loop: asyncio.AbstractEventLoop | None = None
 
+    def has(self, name: str) -> bool:
+        return self._cb.get(name) is not None
+
     def dispatch(self, name: str, *args: Any) -> None:
         fn, loop = self._cb.get(name), self.loop
         if fn is None or loop is None:
