@@ -159,6 +159,10 @@ def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", locatio
         raise C.ConfigError(f"device id {id_hex!r}: 8 hex digits, not 00000000")
     if kind not in C.KINDS:
         raise C.ConfigError(f"device kind {kind!r}: one of {', '.join(C.KINDS)}")
+    for k, v in (("room", room), ("location", location)):
+        why = C.device_text_problem(k, v)
+        if why:
+            raise C.ConfigError(f"--{k}: {why}")
     dev = C.Device(id=int(id_hex, 16), kind=kind, room=room, location=location,
                    elder=elder, heartbeat_min=heartbeat_min, entrance=entrance)
     if dev.id in cfg.devices:
@@ -170,9 +174,18 @@ def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", locatio
     text = sec.read_text() if sec.exists() else "[keys]\n"
     if "[keys]" not in text:
         text += "\n[keys]\n"
+    old_sec, old_cfg = (sec.read_text() if sec.exists() else None), cfg.path.read_text()
     _write_private(sec, text.rstrip("\n") + f'\n"{dev.hex}" = "{key.lower()}"\n')
-    cfg.path.write_text(cfg.path.read_text().rstrip("\n") + "\n" + _block(dev))
-    C.load(cfg.path, sec)  # prove the result loads
+    cfg.path.write_text(old_cfg.rstrip("\n") + "\n" + _block(dev))
+    try:
+        C.load(cfg.path, sec)  # prove the result loads
+    except C.ConfigError:  # put both files back: a hub that cannot start is no hub
+        cfg.path.write_text(old_cfg)
+        if old_sec is None:
+            sec.unlink()
+        else:
+            _write_private(sec, old_sec)
+        raise
     return dev, key.lower(), sec
 
 

@@ -23,6 +23,19 @@ from urllib.parse import urlparse
 from hub import contract
 
 KINDS = ("button", "pir", "bracelet")
+# The MQTT contract's lengths of device.room and device.location (docs/mqtt/schemas/event.json):
+# every event of a device, and the hub's own events about it, carry both.
+ROOM_MAX, LOCATION_MAX = 64, 200
+_TEXT_MAX = {"room": ROOM_MAX, "location": LOCATION_MAX}
+
+
+def device_text_problem(key: str, value: str) -> str | None:
+    """Why `value` cannot be a device's `key` ("room" or "location"), or None."""
+    limit = _TEXT_MAX[key]
+    if len(value) > limit:
+        return (f"{len(value)} characters, at most {limit} fit the platform's messages"
+                f" (device.{key}, docs/mqtt.md)")
+    return None
 
 
 class ConfigError(ValueError):
@@ -206,11 +219,17 @@ def _device(r: _Reader) -> Device:
     raw = r.get("id", str)
     if not re.fullmatch(r"[0-9a-fA-F]{8}", raw) or int(raw, 16) == 0:
         raise r.fail("id", f"{raw!r} is not 8 hex digits (and not 00000000)")
+    text = {}
+    for key in ("room", "location"):
+        text[key] = r.get(key, str, "")
+        why = device_text_problem(key, text[key])
+        if why:
+            raise r.fail(key, why)
     return Device(
         id=int(raw, 16),
         kind=r.get("kind", str, choices=KINDS),
-        room=r.get("room", str, ""),
-        location=r.get("location", str, ""),
+        room=text["room"],
+        location=text["location"],
         elder=r.get("elder", str, ""),
         heartbeat_min=r.get("heartbeat_min", int, 60, lo=1, hi=1440),
         entrance=r.get("entrance", bool, False),

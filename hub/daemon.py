@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import time
+import traceback
 from pathlib import Path
 
 from hub import contract
@@ -67,6 +68,11 @@ class Daemon:
         self.uplink: Uplink | None = None
         self.radio = None
         self.started_mono = time.monotonic()
+        self.errors: dict[str, int] = {}  # periodic task errors (_guarded): kind and place -> count
+        # _guarded raises instead of reporting when CAREBEACON_RAISE_TASK_ERRORS=1: the test
+        # suites set it (tests/conftest.py, hil/conftest.py; hub processes they start inherit
+        # it) so that a test sees a bug; a test of the guard itself sets this to True.
+        self.keep_running_on_errors = os.environ.get("CAREBEACON_RAISE_TASK_ERRORS") != "1"
 
     # -- wiring ---------------------------------------------------------------------------
     def _store_fault(self, text: str | None) -> None:
@@ -144,18 +150,41 @@ class Daemon:
         last_status = last_prune = 0.0
         try:
             while not self._stopping.is_set():
-                self.core.tick()
+                self._guarded("the periodic tick", self.core.tick)
                 now = time.monotonic()
                 if now - last_status >= STATUS_EVERY_S:
-                    self.write_status()
+                    self._guarded("the status snapshot", self.write_status)
                     last_status = now
                 if now - last_prune >= PRUNE_EVERY_S:
-                    self.store.prune(self.core.clock.wall_ms())
+                    self._guarded("pruning", lambda: self.store.prune(self.core.clock.wall_ms()))
                     last_prune = now
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), TICK_S)
         finally:
             await self.shutdown()
+
+    def _guarded(self, what: str, fn) -> None:
+        """Run one periodic task; should it raise (a bug, e.g. an event that cannot be
+        built), log it and report it as hub fault 208 (once per kind of error and place,
+        counted after that) and keep the hub running: radio, store and uplink still serve
+        the alarms. With `keep_running_on_errors` False (the test suites) it is raised."""
+        try:
+            fn()
+        except Exception as e:
+            if not self.keep_running_on_errors:
+                raise
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            key = f"{type(e).__name__} at {Path(where.filename).name}:{where.lineno}"
+            n = self.errors[key] = self.errors.get(key, 0) + 1
+            if n > 1:
+                if n in (10, 100, 1000) or n % 10_000 == 0:
+                    log.error("%s failed again (%s), %d times so far", what, key, n)
+                return
+            log.exception("%s failed (%s); the hub keeps running", what, key)
+            try:
+                self.core.hub_fault(208, f"{what} failed: {key}: {e}"[:200])
+            except Exception:
+                log.exception("cannot report that as a hub fault either")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -195,7 +224,8 @@ class Daemon:
                     "settings_pending": len(rt.settings),
                 }
             )
-        pending = self.store.pending(limit=1000)
+        # counted, not read: this runs every 2 s, also through a long outage's backlog
+        n_pending, alarms = self.store.pending_summary()
         det = core.home.detector
         radio = getattr(self.radio, "health", None)
         return {
@@ -218,7 +248,7 @@ class Daemon:
                 "adverts": getattr(radio, "adverts", None),
             },
             "devices": devices,
-            "pending": {"events": len(pending), "alarms": [e.ref for e in pending if e.alarm][:50]},
+            "pending": {"events": n_pending, "alarms": alarms},
             "store": {"fault": self.store.fault, "dropped": self.store.dropped},
             "faults": {contract.HUB_FAULTS.get(c, str(c)): t for c, t in core.faults.items()},
             "unknown_devices": [

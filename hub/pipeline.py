@@ -14,21 +14,27 @@ The rules that make an alarm safe, in the order they apply:
    claimed device, and nothing of either is forwarded.
 2. A frame is stored durably (fsync) before the device hears STORED; a frame
    only held in memory (disk failing) is acknowledged no earlier than DELIVERED.
-3. A retry of a stored frame is acknowledged again with its current status and
-   stored nothing; a frame below the replay window is refused and reported.
+3. A retry of a stored frame is acknowledged again with its current status (to the
+   address it came from) and stored nothing; a frame below the replay window is refused
+   and reported (once an hour per device and class, the rest counted). Only new frames,
+   and retries whose age fits their event's time, count as signs of life or move the
+   address acknowledgements go to: a replayed recording does neither.
+   Nothing marks a frame seen in the replay window before it is stored.
 4. The store is the outbox: whatever is pending is (re)offered to the platform on
    every connect, and is delivered only on a PUBACK with a success code.
 5. An alarm the broker confirmed but no operator acknowledged yet is published
    again (same ref) every `alarm_repeat_s`, because a broker's PUBACK is not proof
    the message survives a broker crash; consumers deduplicate on ref.
 
-HubCore keeps the frame path (rules 1-3) and the hub's own events; its bases hold the rest:
+HubCore keeps the frame path (rules 1-3); its bases hold the rest:
 `pipeline_acks.DeviceAcks` the acknowledgements and the settings riding on them,
-`pipeline_outbox.Outbox` the uplink side (rules 4 and 5).
+`pipeline_outbox.Outbox` the uplink side (rules 4 and 5), `pipeline_replays.ReplayChecks`
+the retries and replays of rule 3, `pipeline_hub_events.HubEvents` the hub's own events.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -36,16 +42,27 @@ from collections import Counter
 from dataclasses import dataclass
 
 from hub import contract, events as E
-from hub.config import Config, Device
+from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
 from hub.home import HomeWatch
 from hub.pipeline_acks import DeviceAcks, DeviceRuntime
+from hub.pipeline_hub_events import HubEvents
 from hub.pipeline_outbox import Outbox
+from hub.pipeline_replays import ORIGINS_KEPT, ReplayChecks
 from hub.store import Record, Store
-from hub.store_types import HUB_SELF
 from shared import frame as F
 from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
 
 log = logging.getLogger("carebeacon.hub")
+
+RSSI_MIN, RSSI_MAX = -127, 20  # the contract's rssi (docs/mqtt/schemas/event.json)
+
+
+def usable_rssi(rssi: int | None) -> int | None:
+    """An RSSI the contract can carry, else None: HCI reports 127 for "not available",
+    bleak -127; anything outside -127..20 dBm is not a measurement."""
+    if isinstance(rssi, int) and not isinstance(rssi, bool) and RSSI_MIN <= rssi <= RSSI_MAX:
+        return int(rssi)
+    return None
 
 
 class Clock:
@@ -72,7 +89,7 @@ class Unknown:
     last_mono_ms: int = 0
 
 
-class HubCore(Outbox, DeviceAcks):
+class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
     def __init__(
         self,
         cfg: Config,
@@ -104,8 +121,7 @@ class HubCore(Outbox, DeviceAcks):
         self._init_outbox(alarm_repeat_s, alarm_repeat_for_s, defer)
         self.faults: dict[int, str] = {}  # active hub fault code -> text
         self.radio_health = "unknown"
-        blob = store.get_state("hub_seq")
-        self.hub_seq = int.from_bytes(blob, "big") if blob else 0
+        self._init_hub_seq()
         now = self.clock.mono_ms()
         self.home = HomeWatch(cfg, store, now, self)
         self._resume_repeats(now)
@@ -118,6 +134,7 @@ class HubCore(Outbox, DeviceAcks):
     def on_frame(self, address: str, data: bytes, rssi: int | None) -> str:
         """One carebeacon advert payload; returns what happened (for logs and tests)."""
         now = self.clock.mono_ms()
+        rssi = usable_rssi(rssi)
         try:
             dev_id = F.peek_device_id(data)
         except F.FrameError:
@@ -150,33 +167,42 @@ class HubCore(Outbox, DeviceAcks):
                     205, f"{rt.bad_tags} refused frames claiming device {dev_id:08x}", device=dev_id
                 )
             return "refused"
-        rt.address, rt.last_mono_ms, rt.rssi = address, now, rssi
-        rt.last_wall_ms = self.clock.wall_ms()
         window = self.windows[dev_id]
         verdict = window.check(f.seq)
         if verdict == R_TOO_OLD:
-            self.counters["too_old"] += 1
-            self.hub_fault(
-                204,
-                f"device {dev_id:08x} sent seq {f.seq}, below its replay window"
-                f" (top {window.top}): a replay or a very late retry",
-                device=dev_id,
-            )
+            self._too_old(dev_id, f, window.top, now)
             return "too_old"
-        self.home.seen(dev_id, now)
+        # Only a frame that shows the device itself sent it just now is a sign of life, or
+        # moves where the hub writes its acknowledgements: a new frame, or a retransmission
+        # whose age fits the event's time (_fresh). A recorded advert replayed later is still
+        # acknowledged (to the address it came from: a device retrying over a lost ack must
+        # hear again) but keeps neither a dead device "online" nor the acks' address.
         if verdict == R_DUPLICATE:
             self.counters["duplicate"] += 1
+            if self._fresh(dev_id, f, now):
+                self._heard(rt, now, rssi)
+                self.home.seen(dev_id, now)
+            else:
+                self.counters["duplicate_stale"] += 1
             status = self.store.status_of(dev_id, f.seq)
             if status:
-                self._ack(dev_id, f.seq, status)
+                self._ack(dev_id, f.seq, status, address=address)
             return "duplicate"
+        rt.address = address
+        self._heard(rt, now, rssi)
+        self.home.seen(dev_id, now)
         return self._accept(dev_id, f, rssi, now)
 
+    def _heard(self, rt: DeviceRuntime, now: int, rssi: int | None) -> None:
+        rt.last_mono_ms, rt.rssi, rt.last_wall_ms = now, rssi, self.clock.wall_ms()
+
     def _accept(self, dev_id: int, f: F.Frame, rssi: int | None, now: int) -> str:
+        # Everything that can fail is done before the replay window marks the frame seen:
+        # a seq marked but not stored would make every retry a "duplicate" with nothing to
+        # acknowledge, and the alarm would be lost for good, silently.
         dev = self.cfg.devices[dev_id]
         rt = self.devices[dev_id]
         window = self.windows[dev_id]
-        window.accept(f.seq)
         wall = self.clock.wall_ms()
         event_ms = wall - f.age_ms
         mapped = E.map_frame(f)
@@ -185,11 +211,10 @@ class HubCore(Outbox, DeviceAcks):
             rt.battery = battery
         ref = self.store.ref_for(dev_id, f.seq)
         payload = ""
+        cancels = None
         if mapped is not None:
             cancels = self.store.ref_for(dev_id, mapped.cancels_seq) if mapped.cancels_seq else None
             payload = self._event_json(ref, mapped, dev, event_ms, wall, rssi, cancels=cancels)
-            if cancels:
-                self.stop_repeating(cancels)  # the elder cancelled it: no operator ack is coming
         elif f.mtype == F.T_FAULT:
             log.warning(
                 "device %08x reported fault code %d, unknown to this hub version",
@@ -209,14 +234,25 @@ class HubCore(Outbox, DeviceAcks):
             payload_json=payload,
             delivered_ms=wall if mapped is None else None,  # local: nothing to send
         )
-        added = self.store.add(rec, states={self._window_name(dev_id): window.to_bytes()})
+        before = window.to_bytes()
+        window.accept(f.seq)
+        try:
+            added = self.store.add(rec, states={self._window_name(dev_id): window.to_bytes()})
+        except BaseException:  # not stored (a bug, not a disk error): then not seen either
+            self.windows[dev_id] = ReplayWindow.from_bytes(before)
+            with contextlib.suppress(Exception):
+                self.store.put_state(self._window_name(dev_id), before)
+            raise
+        rt.origins[f.seq] = now - f.age_ms
+        if len(rt.origins) > ORIGINS_KEPT:
+            del rt.origins[next(iter(rt.origins))]
+        if cancels:
+            self.stop_repeating(cancels)  # the elder cancelled it: no operator ack is coming
         if added.is_new and payload:
             self._offer(added.ref, payload)
         self.counters["stored" if added.durable else "held_in_memory"] += 1
-        if mapped is None:
-            status = added.status
-        else:
-            status = added.status
+        status = added.status
+        if mapped is not None:
             log.info(
                 "%s from %08x (%s, %s) seq %d, %d ms old: %s",
                 mapped.type,
@@ -229,6 +265,7 @@ class HubCore(Outbox, DeviceAcks):
             )
         self.store.touch_device(dev_id, last_seen_ms=wall, rssi=rssi, battery=rt.battery)
         if status:
+            rt.unacked.append(f.seq)
             self._ack(dev_id, f.seq, status)
         self.home.frame(dev, f, now)
         return "stored" if added.durable else "held"
@@ -243,7 +280,11 @@ class HubCore(Outbox, DeviceAcks):
         rssi: int | None,
         cancels: str | None = None,
     ) -> str:
-        msg = contract.build_event(
+        """The event's JSON. The RSSI is left out unless the contract can carry it. Should a
+        device's room or location not fit the contract (hub.toml is checked on loading, so
+        this is a bug), the event still goes out with them cut to the contract's lengths: an
+        alarm is never held back over a detail."""
+        args = dict(
             ref=ref,
             hub=self.cfg.hub_id,
             county=self.cfg.county,
@@ -255,11 +296,31 @@ class HubCore(Outbox, DeviceAcks):
             cause=m.cause,
             priority=m.priority,
             battery=m.battery,
-            rssi=rssi,
+            rssi=usable_rssi(rssi),
             cancels=cancels,
             fault=m.fault,
             info=m.info,
         )
+        try:
+            msg = contract.build_event(**args)
+        except ValueError as e:
+            if dev is None:
+                raise
+            log.error(
+                "event %s (%s) does not fit the contract: %s; sent with the device's room"
+                " and location cut to fit",
+                ref,
+                m.type,
+                e,
+            )
+            self.counters["events_repaired"] += 1
+            args["device"] = contract.Device(
+                id=dev.id,
+                kind=dev.kind,
+                location=dev.location[:LOCATION_MAX],
+                room=dev.room[:ROOM_MAX],
+            )
+            msg = contract.build_event(**args)
         return json.dumps(msg, separators=(",", ":"))
 
     # -- platform requests ----------------------------------------------------------------
@@ -268,54 +329,26 @@ class HubCore(Outbox, DeviceAcks):
 
         handle(self, req)
 
-    # -- hub events -----------------------------------------------------------------------
-    def hub_event(self, mtype: int, mapped: E.Mapped, device: int | None = None) -> str:
-        """Store and publish an event the hub raises itself; returns its ref."""
-        self.hub_seq += 1
-        ref = contract.make_ref(self.cfg.hub_id, None, self.hub_seq)
-        wall = self.clock.wall_ms()
-        dev = self.cfg.devices.get(device) if device else None
-        payload = self._event_json(ref, mapped, dev, wall, wall, None, cancels=mapped.cancels_ref)
-        if mapped.cancels_ref:
-            self.stop_repeating(mapped.cancels_ref)
-        rec = Record(
-            device_id=HUB_SELF,
-            seq=self.hub_seq,
-            mtype=mtype,
-            arg=device or 0,
-            event_ms=wall,
-            recv_ms=wall,
-            recv_mono_ms=self.clock.mono_ms(),
-            payload_json=payload,
-        )
-        if self.store.add(rec, states={"hub_seq": self.hub_seq.to_bytes(4, "big")}).is_new:
-            self._offer(ref, payload)
-        log.info("hub event %s %s", mapped.type, ref)
-        return ref
-
-    def hub_fault(self, code: int, text: str, device: int | None = None) -> None:
-        log.error("fault %s: %s", contract.HUB_FAULTS.get(code, code), text)
-        if device is None and self.faults.get(code) == text:
-            return
-        if device is None:
-            self.faults[code] = text
-        self.hub_event(
-            E.H_FAULT, E.Mapped("fault", fault={"code": code, "text": text[:200]}), device=device
-        )
-
-    def hub_fault_cleared(self, code: int) -> None:
-        if self.faults.pop(code, None) is not None:
-            log.info("fault %s cleared", contract.HUB_FAULTS.get(code, code))
-            self.hub_event(E.H_RESTORAL, E.Mapped("restoral", fault={"code": code}))
-
     # -- housekeeping ---------------------------------------------------------------------
     def tick(self) -> None:
-        """Call about once a second: supervision, inactivity, retries, store recovery."""
+        """Call about once a second: supervision, inactivity, retries, store recovery.
+
+        Each part runs even if one before it raised (a supervision event that cannot be
+        built must not stop alarms being repeated); the first exception is raised at the end,
+        for the daemon to log and report (hub/daemon.py) and for tests to see."""
         now = self.clock.mono_ms()
+        error: Exception | None = None
+        for part in (self._flush_store, self.home.tick, self._tick_outbox):
+            try:
+                part(now)
+            except Exception as e:
+                error = error or e
+        if error is not None:
+            raise error
+
+    def _flush_store(self, now: int) -> None:
         if self.store.fault:
             self.store.flush_overflow()
-        self.home.tick(now)
-        self._tick_outbox(now)
 
     def set_radio_health(self, state: str, detail: str = "") -> None:
         status = {

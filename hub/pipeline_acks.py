@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from hub.pipeline import Clock
     from hub.store import Store
 
-_ACKED_SEEN = 16  # frames per device remembered as acknowledged: > the device's 6 outbox slots
+_UNACKED_KEPT = 16  # frames per device awaiting their first ack: > the device's 6 outbox slots
 RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
 
 
@@ -37,7 +37,15 @@ class DeviceRuntime:
     bad_tags: int = 0
     settings: dict[int, int] = field(default_factory=dict)  # setting id -> value, not yet sent
     sent: dict[int, int] = field(default_factory=dict)  # setting id -> value last put in an ack
-    acked_seqs: deque[int] = field(default_factory=lambda: deque(maxlen=_ACKED_SEEN))
+    # Frames accepted by this run of the hub and not yet acknowledged: only their first ack
+    # may carry a setting (see DeviceAcks._ack).
+    unacked: deque[int] = field(default_factory=lambda: deque(maxlen=_UNACKED_KEPT))
+    # seq -> monotonic ms the event happened (receive time minus age), for frames accepted by
+    # this run: tells a retransmission from a replayed recording (HubCore._fresh)
+    origins: dict[int, int] = field(default_factory=dict)
+    too_old: int = 0  # frames refused below the replay window
+    too_old_reported: dict[bool, int] = field(default_factory=dict)  # alarm? -> mono ms of fault
+    too_old_unreported: dict[bool, int] = field(default_factory=dict)  # alarm? -> since then
 
 
 class DeviceAcks:
@@ -51,9 +59,12 @@ class DeviceAcks:
     counters: Counter[str]
     home: HomeWatch
 
-    def _ack(self, dev_id: int, seq: int, status: int) -> None:
+    def _ack(self, dev_id: int, seq: int, status: int, *, address: str | None = None) -> None:
+        """Acknowledge frame `seq` with `status`: to `address` (where a repeat of the frame just
+        came from), else to where the device's last new frame came from."""
         rt = self.devices[dev_id]
-        if rt.address is None:
+        address = address or rt.address
+        if address is None:
             return
         tod, weekday, synced = self.clock.local()
         clock = F.encode_clock(tod, weekday) if synced else 0
@@ -61,11 +72,13 @@ class DeviceAcks:
         # A pending setting rides only on a frame's first ack. The device ignores an ack that
         # does not raise the frame's status, setting and all, and forgets a routine frame at its
         # first ack: on a repeat (a retried advert heard twice) or a later status the setting
-        # would be lost while its write "succeeded". (The pre-alarm rides on every ack: it is
-        # repeated anyway.)
-        first = seq not in rt.acked_seqs
+        # would be lost while its write "succeeded". "First" is known only for frames this run
+        # of the hub accepted: after a restart a repeat of an older frame may have been
+        # acknowledged before, so it carries no setting (the setting waits for a new frame).
+        # (The pre-alarm rides on every ack: it is repeated anyway.)
+        first = seq in rt.unacked
         if first:
-            rt.acked_seqs.append(seq)
+            rt.unacked.remove(seq)
         if setting == F.S_NONE and rt.settings and first:
             setting = min(rt.settings)
             value = rt.settings[setting]
@@ -74,7 +87,7 @@ class DeviceAcks:
             bytearray(F.ACK_LEN), seq, status, clock, setting, value
         )
         self.counters["acks"] += 1
-        self.acker(dev_id, rt.address, bytes(data), setting)
+        self.acker(dev_id, address, bytes(data), setting)
 
     def ack_written(self, dev_id: int, setting: int, ok: bool) -> None:
         """The daemon's report on one acknowledgement write."""

@@ -393,8 +393,9 @@ class Radio:
             # change with every retransmission), so dropping byte-identical repeats loses
             # nothing the pipeline needs; a real retransmission always gets through.
             return
-        # bleak reports -127 when BlueZ has no RSSI (e.g. a callback caused by a connection)
-        rssi = adv.rssi if adv.rssi is not None and adv.rssi > -127 else None
+        # bleak reports -127 when BlueZ has no RSSI (e.g. a callback caused by a connection),
+        # HCI 127 ("not available"); the contract carries -127..20 dBm (pipeline.usable_rssi)
+        rssi = int(adv.rssi) if isinstance(adv.rssi, int) and -127 < adv.rssi <= 20 else None
         try:
             self._on_advert(address, bytes(payload), rssi)
         except Exception:

@@ -37,7 +37,9 @@ earlier in-flight events.
 Disk full / I/O errors: the store goes on in memory, never acknowledging a held event as
 STORED, with `fault` set until a commit succeeds again (store_memory.py tells how). While
 `fault` is set the daemon should call `flush_overflow()` every few seconds. The overflow
-keeps every alarm; above `overflow_max` it drops routine events (`dropped`).
+keeps every alarm; above `overflow_max` it drops routine events (`dropped`). A full disk first
+costs the reserve file and old routine history (store_reserve.py); a file that will not open
+starts the store in memory too, never raising (`file_open`, store_file.py).
 
 Retention (`prune`, call it e.g. hourly): delivered routine events older than
 `retention_days` go, then the oldest delivered routine events while more than `max_events`
@@ -62,6 +64,7 @@ from hub import store_disk as disk
 from hub.store_file import StoreFile, is_storage_error
 from hub.store_memory import Held
 from hub.store_order import uplink_order
+from hub.store_reserve import DEFAULT_BYTES
 from hub.store_schema import SYNC_MODES, errname
 from hub.store_types import (
     DELIVERED,
@@ -109,12 +112,14 @@ class Store(StoreFile):
         overflow_max: int = 10_000,
         retry_interval_s: float = 2.0,
         on_fault: Callable[[str | None], None] | None = None,
+        reserve_bytes: int = DEFAULT_BYTES,
     ) -> None:
         self.hub_id = check_hub_id(hub_id)
         for name, v, lo in (
             ("max_events", max_events, 1),
             ("retention_days", retention_days, 1),
             ("overflow_max", overflow_max, 0),
+            ("reserve_bytes", reserve_bytes, 0),
         ):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError("%s=%r: must be an integer >= %d" % (name, v, lo))
@@ -124,7 +129,8 @@ class Store(StoreFile):
             raise ValueError("sync=%r: must be one of %s" % (sync, ", ".join(SYNC_MODES)))
         self.max_events = max_events
         self.retention_days = retention_days
-        super().__init__(os.fspath(path), sync.upper(), overflow_max, retry_interval_s, on_fault)
+        args = (sync.upper(), overflow_max, retry_interval_s, on_fault, reserve_bytes)
+        super().__init__(os.fspath(path), *args)
 
     def ref_for(self, device_id: int, seq: int) -> str:
         """The message reference of a frame: the same for every retry, across restarts."""
@@ -282,11 +288,25 @@ class Store(StoreFile):
                 disk_pending=lambda: self._iter(disk.PENDING_SQL, ()),
             )
 
+    def pending_summary(self, alarms: int = 50) -> tuple[int, list[str]]:
+        """(how many events `pending()` would return without a limit, the refs of up to
+        `alarms` pending alarm-class events), counted and picked without reading the backlog."""
+        with self._lock:
+            db = self._conn()
+            marked = self._mem.marked()
+            held = [h for h in self._held if h.state == PENDING]
+            refs = [h.ref for h in held if h.rec.alarm]
+            refs += [a[2] for a in self._try([], disk.pending_alarms, db) if a[2] not in marked]
+            n = len(held) + self._try(0, disk.pending_count, db, marked)
+            return n, refs[:alarms]
+
     # -- retention ------------------------------------------------------------------------
     def prune(self, now_ms: int) -> PruneResult:
         """Apply the retention policy (module docstring): never deletes an alarm-class or an
         undelivered event. Then retries writing anything held in memory."""
         with self._lock:
+            if not self.file_open and not self.flush_overflow():  # opens it, if it can
+                return PruneResult(error=self.fault)
             db = self._conn()
             try:
                 expired, trimmed, left = disk.prune(
@@ -309,6 +329,7 @@ class Store(StoreFile):
                 )
             if self._mem.queued():
                 self._write([], force=True)
+            self._reserve.ensure(force=True)  # set aside again if the disk has room now
             return PruneResult(expired, trimmed, left, over)
 
     # -- state blobs and devices ----------------------------------------------------------
@@ -374,6 +395,8 @@ class Store(StoreFile):
                 "dropped": self.dropped,
                 "write_errors": self.write_errors,
                 "room_made": self.room_made,
+                "reserve": self.reserve_present,
+                "file_open": self.file_open,
                 "fault": self.fault,
                 "fault_since_ms": self.fault_since_ms,
             }

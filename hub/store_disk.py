@@ -6,6 +6,7 @@ Writes run inside BEGIN IMMEDIATE ... COMMIT so that one call is one transaction
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -138,6 +139,16 @@ def counts(db: sqlite3.Connection) -> tuple[int, int, int]:
     row = db.execute("SELECT COUNT(*), COALESCE(SUM(state = 0), 0),"
                      " COALESCE(SUM(state = 0 AND alarm = 1), 0) FROM events").fetchone()
     return (row[0], row[1], row[2])
+
+
+def pending_count(db: sqlite3.Connection, skip: set[str]) -> int:
+    """Pending events on disk, those in `skip` (refs marked delivered in memory) left out."""
+    n = db.execute("SELECT COUNT(*) FROM events WHERE state = 0").fetchone()[0]
+    if skip:
+        n -= db.execute("SELECT COUNT(*) FROM json_each(?) AS j JOIN events AS e"
+                        " ON e.ref = j.value AND e.state = 0",
+                        (json.dumps(sorted(skip)),)).fetchone()[0]
+    return n
 
 
 def devices(db: sqlite3.Connection) -> dict[int, dict[str, Any]]:

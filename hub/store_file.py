@@ -4,8 +4,20 @@
 behind one lock (see "Threads" in hub/store.py), the memory side (store_memory.Unwritten) and
 the one write path, `_write`, that commits everything queued in memory in one transaction, or
 on a storage error (disk full, I/O error, read-only, corrupt, ...) keeps holding it there. A
-failed read is logged and answered from memory. On a full disk the oldest delivered routine
-events are evicted to make room (`_make_room`) before the write is retried once.
+failed read is logged and answered from memory.
+
+Disk full (`_make_room`, before the write is retried): the store deletes its reserve file
+(store_reserve.py), checkpoints so the WAL can start over in the space it already has, and
+evicts the oldest delivered routine events so that their pages are reused. The reserve is
+what makes this work on a truly full filesystem, where the eviction itself needs room.
+
+A file that cannot be opened (disk full, read-only, I/O error: store_schema.StoreUnavailable)
+does not stop the store, nor the hub: it starts from memory with `fault` set, reading what it
+can through store_schema.open_readonly (`state_unknown` when it could read nothing of an
+existing file), and every later write or `flush_overflow()` tries to open it again; once it
+opens, what was held in memory is written as after any fault. `on_fault` is not called while
+the store is being constructed (the daemon builds it outside its event loop) but at the
+first failed retry, even though the reason is the same.
 """
 
 from __future__ import annotations
@@ -19,12 +31,16 @@ from typing import Any, Self, TypeVar
 
 from hub import store_disk as disk
 from hub.store_memory import Held, Unwritten
-from hub.store_schema import errname, open_db
+from hub.store_reserve import FULL_BELOW, Reserve, free_bytes, is_disk_full
+from hub.store_schema import StoreUnavailable, errname, open_db, open_readonly
 from hub.store_types import Event, StoreError, event_from_row
 
 log = logging.getLogger("carebeacon.store")
 
 _ROOM_BATCH = 500  # delivered routine events evicted per attempt when the disk is full
+_FREE_PAGES = 32  # low on space: keep this many free pages in the file (_keep_room)
+_NOTHING_TO_EVICT_S = 60.0  # after finding none, look again only after this long
+_ANY_STATE = "SELECT 1 FROM state LIMIT 1"
 _NOT_STORAGE = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 _T = TypeVar("_T")
 
@@ -46,18 +62,39 @@ class StoreFile:
         overflow_max: int,
         retry_interval_s: float,
         on_fault: Callable[[str | None], None] | None,
+        reserve_bytes: int,
     ) -> None:
-        """Open (creating and migrating) the file at `path`; arguments already validated."""
+        """Open (creating and migrating) the file at `path`, or start from memory if the
+        storage fails (module docstring); arguments already validated."""
         self.path = path
         self.sync = sync
         self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = None
-        self._db, self.journal_mode = open_db(self.path, self.sync)
         # Only an fsynced commit may be reported durable (and acknowledged as STORED).
         self._fsync = self.sync in ("FULL", "EXTRA")
         self._mem = Unwritten(self.path, overflow_max, float(retry_interval_s), on_fault)
         self._held = self._mem.held
         self.room_made = 0  # delivered routine events evicted because the disk was full
+        self._evict_after = 0.0  # _keep_room found nothing to evict: not before then
+        self._reserve = Reserve(self.path, reserve_bytes)
+        self._unopened = False  # the file would not open: reads from open_readonly
+        self.state_unknown = False  # ...which could read nothing of it
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db, self.journal_mode = self._open()
+        except StoreUnavailable as e:
+            self._db, known = open_readonly(self.path)
+            self.journal_mode = "unopened"
+            self._unopened = True
+            self.state_unknown = not known
+            self._mem.failed(e.cause, "open", report=False)
+            if not known:
+                log.error(
+                    "%s: starting with an empty state (replay windows, hub sequence, ...)"
+                    " instead of the file's",
+                    self.path,
+                )
+        else:
+            self._reserve.ensure(force=True)
 
     # -- disk faults ----------------------------------------------------------------------
     @property
@@ -73,6 +110,16 @@ class StoreFile:
     def write_errors(self) -> int:
         """Failed write transactions."""
         return self._mem.write_errors
+
+    @property
+    def file_open(self) -> bool:
+        """False while the file would not open (the store runs from memory, `fault` set)."""
+        return not self._unopened
+
+    @property
+    def reserve_present(self) -> bool:
+        """The space set aside for a full disk is there (store_reserve.py)."""
+        return self._reserve.present
 
     @property
     def dropped(self) -> int:
@@ -94,7 +141,7 @@ class StoreFile:
         """Try now to write everything held in memory. True when nothing is left held."""
         with self._lock:
             self._conn()
-            if not self._mem.queued() and not self._mem.touched:
+            if not self._unopened and not self._mem.queued() and not self._mem.touched:
                 return True
             return self._write([], force=True) is not None
 
@@ -154,6 +201,40 @@ class StoreFile:
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Event]:
         return list(self._iter(sql, args))
 
+    def _open(self) -> tuple[sqlite3.Connection, str]:
+        """open_db; on a full disk once more after releasing the reserve."""
+        try:
+            return open_db(self.path, self.sync)
+        except StoreUnavailable as e:
+            if not (is_disk_full(e.cause, self._reserve.directory) and self._reserve.release()):
+                raise
+        return open_db(self.path, self.sync)
+
+    def _reopen(self) -> bool:
+        """The file would not open: try again. True once it is open (fault still set until
+        the next commit succeeds)."""
+        try:
+            db, mode = self._open()
+        except StoreError as e:
+            self._mem.failed(e.cause if isinstance(e, StoreUnavailable) else e, "open")
+            return False
+        old, self._db, self.journal_mode, self._unopened = self._db, db, mode, False
+        if old is not None:
+            old.close()
+        log.warning(
+            "%s: the store file opened; writing the %d events held in memory",
+            self.path,
+            len(self._held),
+        )
+        if self.state_unknown and self._try(1, lambda: db.execute(_ANY_STATE).fetchone()):
+            log.error(
+                "%s: the state this hub started with was empty, not the file's: restart it"
+                " to read the file's replay windows and sequence numbers",
+                self.path,
+            )
+        self._reserve.ensure(force=True)
+        return True
+
     def _write(
         self, new: list[Held], force: bool = False
     ) -> dict[tuple[int, int], tuple[int, bool]] | None:
@@ -161,27 +242,77 @@ class StoreFile:
         existed)} for the events written, or None if the disk failed (nothing written)."""
         if self._mem.backing_off(force):
             return None
+        if self._unopened and not self._reopen():
+            return None
         db = self._conn()
         m = self._mem
-        for attempt in (0, 1):
+        for attempt in range(3):
             try:
                 ids = disk.commit(db, [*m.held, *new], m.marks, m.states, m.touched, _now_ms())
             except sqlite3.DatabaseError as e:
                 if not is_storage_error(e):
                     raise
-                code = getattr(e, "sqlite_errorcode", 0) & 0xFF
-                if attempt == 0 and code == sqlite3.SQLITE_FULL and self._make_room():
+                if (
+                    attempt < 2
+                    and is_disk_full(e, self._reserve.directory)
+                    and self._make_room(db)
+                ):
                     continue
                 m.failed(e)
                 return None
             m.written()
+            if not self._reserve.ensure():  # at once if present; else at most every RETRY_S
+                self._keep_room(db)
             return ids
         return None  # not reached
 
-    def _make_room(self) -> int:
-        """Disk full: evict the oldest delivered routine events so their pages are reused."""
+    def _keep_room(self, db: sqlite3.Connection) -> None:
+        """Without the reserve, on a disk with less free than it: checkpoint after every
+        commit, so that the WAL starts over in the space it has instead of growing, and keep
+        free pages in the file by evicting delivered routine events before it must grow.
+        Otherwise, once the space left is gone, the next checkpoint needs more (for the new
+        pages) and so does the eviction (for its WAL): a full disk only the reserve gets
+        out of. Each commit then costs a checkpoint too: only while space is this short."""
+        free = free_bytes(self._reserve.directory)
+        if free is None or free >= max(self._reserve.size, FULL_BELOW):
+            return
         try:
-            n = disk.evict_delivered_routine(self._conn(), _ROOM_BATCH)
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if time.monotonic() < self._evict_after:
+                return
+            if db.execute("PRAGMA freelist_count").fetchone()[0] >= _FREE_PAGES:
+                return
+            n = disk.evict_delivered_routine(db, _ROOM_BATCH)
+        except sqlite3.DatabaseError as e:
+            if not is_storage_error(e):
+                raise
+            return
+        if not n:
+            self._evict_after = time.monotonic() + _NOTHING_TO_EVICT_S
+            return
+        self.room_made += n
+        log.warning(
+            "%s: disk almost full (%d KiB free): evicted %d delivered routine events to keep"
+            " room in the store",
+            self.path,
+            free >> 10,
+            n,
+        )
+
+    def _make_room(self, db: sqlite3.Connection) -> bool:
+        """Disk full: release the reserve, checkpoint (the WAL then starts over in its own
+        space), evict the oldest delivered routine events (their pages are reused). True if
+        any of it happened, so the write may go through now."""
+        freed = self._reserve.release()
+        restarted = False
+        try:
+            busy, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            restarted = busy == 0 and frames > 0 and done == frames
+        except sqlite3.DatabaseError as e:
+            if not is_storage_error(e):
+                raise
+        try:
+            n = disk.evict_delivered_routine(db, _ROOM_BATCH)
         except sqlite3.DatabaseError as e:
             if not is_storage_error(e):
                 raise
@@ -191,10 +322,10 @@ class StoreFile:
                 errname(e),
                 e,
             )
-            return 0
+            n = 0
         if n:
             self.room_made += n
             log.warning(
                 "%s: disk full: evicted %d delivered routine events to make room", self.path, n
             )
-        return n
+        return bool(freed or restarted or n)

@@ -8,9 +8,11 @@ Disk full / I/O errors. A write that fails with a storage error (SQLITE_FULL, SQ
 read-only, corrupt, ...) is rolled back and the store goes to memory: new events are held in
 an overflow queue (`durable=False`, `status=None`: do not tell the device STORED; it may be
 told DELIVERED once the platform confirms), `fault` says what is wrong and `on_fault` is
-called; delivery marks, state blobs and device rows queue with them. On SQLITE_FULL the
-store first evicts the oldest delivered routine events (their pages are reused) and retries
-once, so alarms stay durable on a full disk while routine history can make room. Each later
+called; delivery marks, state blobs and device rows queue with them. On a full disk the
+store first releases its reserve file and evicts the oldest delivered routine events, then
+retries (store_file.py, store_reserve.py), so alarms stay durable on a full disk while the
+reserve or routine history can make room. A file that cannot be opened at all holds
+everything here the same way (`failed(action="open")`) until it opens. Each later
 write (at most every `retry_interval_s`) or `flush_overflow()` commits the whole queue,
 oldest first, in ONE transaction: held events get ids after every event already on disk, so
 order is kept, and a state blob never reaches the disk ahead of the events before it.
@@ -162,6 +164,7 @@ class Unwritten:
         self.fault_since_ms: int | None = None
         self.write_errors = 0  # failed write transactions
         self._retry_at = 0.0
+        self._unreported = False  # a fault set while constructing: on_fault not called yet
 
     def queued(self) -> bool:
         """Something a commit must write (device rows alone never force one)."""
@@ -219,21 +222,28 @@ class Unwritten:
         if self.fault is not None:
             log.warning("%s: the store is writable again; fault cleared", self.path)
             self.fault = self.fault_since_ms = None
-            if self.on_fault is not None:
+            if self.on_fault is not None and not self._unreported:
                 self.on_fault(None)
+            self._unreported = False
 
-    def failed(self, e: BaseException) -> None:
-        """The commit failed with a storage error: everything stays here; report the fault."""
+    def failed(self, e: BaseException, action: str = "write", report: bool = True) -> None:
+        """The commit (or, action="open", the opening of the file) failed with a storage
+        error: everything stays here; report the fault. report=False (while the store is
+        being constructed, maybe outside the caller's event loop) sets the fault and calls
+        `on_fault` at the next failure instead, even if its reason is the same."""
         self.write_errors += 1
         self._retry_at = time.monotonic() + self.retry_interval_s
         reason = (
-            "%s: cannot write the store (%s: %s); new events are held in memory, not"
-            " durable" % (self.path, errname(e), e)
+            "%s: cannot %s the store (%s: %s); new events are held in memory, not"
+            " durable" % (self.path, action, errname(e), e)
         )
+        if reason == self.fault and not self._unreported:
+            return
         if reason != self.fault:
             log.error("%s", reason)
-            if self.fault is None:
-                self.fault_since_ms = time.time_ns() // 1_000_000
-            self.fault = reason
-            if self.on_fault is not None:
-                self.on_fault(reason)
+        if self.fault is None:
+            self.fault_since_ms = time.time_ns() // 1_000_000
+        self.fault = reason
+        self._unreported = not report
+        if report and self.on_fault is not None:
+            self.on_fault(reason)

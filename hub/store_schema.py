@@ -3,6 +3,12 @@
 The version lives in the one-row table `schema_version`. `MIGRATIONS[n]` takes a database
 from version n to n + 1, in one transaction; a database from a newer release is refused
 (rather than written by code that does not know its columns).
+
+`open_db` raises StoreError for what no retry mends (not a store, a newer schema, not a
+database, a bad path), and its subclass StoreUnavailable when the storage fails (disk full,
+read-only, I/O error, ...). Then the store runs from memory (store_file.py) and reads what it
+can through `open_readonly`: the file opened read-only, or an empty database if even that
+fails.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from pathlib import Path
 
 from hub.store_types import StoreError
 
@@ -60,6 +67,15 @@ MIGRATIONS: list[list[str]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 SYNC_MODES = ("FULL", "EXTRA", "NORMAL")
+
+
+class StoreUnavailable(StoreError):
+    """The store's file cannot be opened for writing now (disk full, read-only, I/O error);
+    `cause` is the sqlite3 error. A later attempt may succeed."""
+
+    def __init__(self, message: str, cause: sqlite3.DatabaseError) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def errname(e: BaseException) -> str:
@@ -146,7 +162,13 @@ def open_db(path: str, sync: str) -> tuple[sqlite3.Connection, str]:
     except sqlite3.DatabaseError as e:
         if db is not None:
             db.close()
-        raise StoreError("%s: cannot open the store (%s: %s)" % (path, errname(e), e)) from e
+        msg = "%s: cannot open the store (%s: %s)" % (path, errname(e), e)
+        if (
+            isinstance(e, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+            or getattr(e, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_NOTADB
+        ):
+            raise StoreError(msg) from e  # not a database: retrying will not mend it
+        raise StoreUnavailable(msg, e) from e
     except BaseException:
         if db is not None:
             db.close()
@@ -157,3 +179,49 @@ def open_db(path: str, sync: str) -> tuple[sqlite3.Connection, str]:
     if created:
         _fsync_dir(path)
     return db, mode
+
+
+def _empty() -> sqlite3.Connection:
+    """An empty store in memory that refuses writes (SQLITE_READONLY): reads find nothing."""
+    db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for stmts in MIGRATIONS:
+        for stmt in stmts:
+            db.execute(stmt)
+    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    db.execute("PRAGMA query_only = 1")
+    return db
+
+
+def open_readonly(path: str) -> tuple[sqlite3.Connection, bool]:
+    """What can be read of the store at `path` after open_db failed: (a read-only connection,
+    whether it holds the store's real state). A missing file is an empty store, truly; an
+    unreadable one, or one of another schema version, is an empty stand-in (False).
+
+    `immutable=1` reads the file without the -shm index it cannot create (read-only or full
+    filesystem); that is right only while no -wal holds commits the file lacks, so with a
+    non-empty -wal (after an unclean stop) the file is opened read-only with its WAL."""
+    if not os.path.lexists(path):
+        return _empty(), True
+    try:
+        wal = os.path.getsize(path + "-wal")
+    except OSError:
+        wal = 0
+    uri = Path(path).absolute().as_uri() + ("?mode=ro&immutable=1" if wal == 0 else "?mode=ro")
+    db = None
+    try:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        version = _schema_version(db, path)
+        if version == SCHEMA_VERSION:
+            db.execute("SELECT COUNT(*) FROM events").fetchone()
+            return db, True
+        db.close()
+        if version:  # an older schema: these queries do not fit it until it is migrated
+            log.error("%s: store schema version %d, not %d: its state is unknown", path,
+                      version, SCHEMA_VERSION)
+        return _empty(), version == 0  # 0: no tables yet, an empty store
+    except (sqlite3.DatabaseError, StoreError, OSError) as e:
+        if db is not None:
+            db.close()
+        log.error("%s: cannot read the store either (%s: %s): its state is unknown",
+                  path, errname(e), e)
+    return _empty(), False

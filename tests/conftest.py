@@ -1,6 +1,7 @@
 """Fixtures shared by every test. Runtime helpers live in tests/mpy_runtime.py."""
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,10 @@ for _p in (str(REPO_ROOT), str(TESTS_DIR)):
         sys.path.insert(0, _p)
 
 import mpy_runtime  # noqa: E402  (needs the path set up above)
+
+# The hub's periodic-task guard raises instead of reporting a fault (hub/daemon.py): a test, and
+# any hub process a test starts, must see a bug rather than a logged fault 208.
+os.environ["CAREBEACON_RAISE_TASK_ERRORS"] = "1"
 
 
 @pytest.fixture(scope="session")

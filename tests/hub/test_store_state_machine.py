@@ -182,6 +182,15 @@ class StoreMachine(RuleBasedStateMachine):
         assert first == sorted(want, key=lambda r: (not promoted(r), self.model[r]["arrival"]))
 
     @invariant()
+    def the_status_summary_counts_what_pending_reads(self) -> None:
+        want = {r for r, m in self.model.items() if m["state"] == PENDING}
+        alarms = {r for r in want if self.model[r]["alarm"]}
+        n, refs = self.s.pending_summary(alarms=1000)
+        assert n == len(want) and sorted(refs) == sorted(alarms)
+        n, refs = self.s.pending_summary(alarms=1)
+        assert n == len(want) and len(refs) == min(1, len(alarms)) and set(refs) <= alarms
+
+    @invariant()
     def alarms_and_durable_undelivered_events_are_there(self) -> None:
         for ref, m in self.model.items():
             e = self.s.get(ref)
