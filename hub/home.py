@@ -257,15 +257,19 @@ class HomeWatch:
             self.prealarm_until = now + self.prealarm_ms
             log.warning("home still for %d min: pre-alarm, asking 'are you all right?'",
                         d.still_ms // 60_000)
+        # The alarm and its cancel are committed together with the state that names the
+        # alarm: a crash between two writes would leave an alarm no restart can cancel.
         if ev & I.EV_ALARM:
             self.prealarm_until = None
             self.alarm_ref = self.core.hub_event(
-                E.H_INACTIVITY_ALARM, E.Mapped("automatic_alarm", cause="inactivity"))
+                E.H_INACTIVITY_ALARM, E.Mapped("automatic_alarm", cause="inactivity"),
+                states_for=lambda ref: {"inactivity": self._blob(now, ref)})
         if ev & I.EV_CLEARED:
             self.prealarm_until = None
             if self.alarm_ref:
                 self.core.hub_event(E.H_INACTIVITY_CANCEL,
-                                    E.Mapped("cancel", cancels_ref=self.alarm_ref))
+                                    E.Mapped("cancel", cancels_ref=self.alarm_ref),
+                                    states_for=lambda ref: {"inactivity": self._blob(now, None)})
                 self.alarm_ref = None
             log.info("sign of life after %d min still: cleared", d.ended_still_ms // 60_000)
         if ev & I.EV_AWAY:
@@ -281,9 +285,12 @@ class HomeWatch:
         left = max(1, -(-(self.prealarm_until - now) // 60_000))
         return F.S_PREALARM, left
 
+    def _blob(self, now: int, alarm_ref: str | None) -> bytes:
+        assert self.detector is not None
+        left = None if self.prealarm_until is None else max(1, self.prealarm_until - now)
+        return pack_state(self.detector.to_bytes(), alarm_ref, left)
+
     def save(self, now: int) -> None:
         if self.detector is not None:
-            left = None if self.prealarm_until is None else max(1, self.prealarm_until - now)
-            blob = pack_state(self.detector.to_bytes(), self.alarm_ref, left)
-            self.store.put_state("inactivity", blob)
+            self.store.put_state("inactivity", self._blob(now, self.alarm_ref))
             self._saved_at = now

@@ -16,6 +16,7 @@ from hub.store_types import HUB_SELF
 
 if TYPE_CHECKING:
     from collections import Counter
+    from collections.abc import Callable
 
     from hub.config import Config
     from hub.pipeline import Clock
@@ -55,8 +56,16 @@ class HubEvents:
         )
         self.hub_seq = start - 1
 
-    def hub_event(self, mtype: int, mapped: E.Mapped, device: int | None = None) -> str:
-        """Store and publish an event the hub raises itself; returns its ref."""
+    def hub_event(
+        self,
+        mtype: int,
+        mapped: E.Mapped,
+        device: int | None = None,
+        states_for: Callable[[str], dict[str, bytes]] | None = None,
+    ) -> str:
+        """Store and publish an event the hub raises itself; returns its ref. `states_for(ref)`
+        gives state blobs committed in the same write as the event (a crash cannot keep one
+        without the other)."""
         seq = self._next_hub_seq()
         ref = contract.make_ref(self.cfg.hub_id, None, seq)
         wall = self.clock.wall_ms()
@@ -74,7 +83,10 @@ class HubEvents:
             recv_mono_ms=self.clock.mono_ms(),
             payload_json=payload,
         )
-        if self.store.add(rec, states={HUB_SEQ_STATE: seq.to_bytes(4, "big")}).is_new:
+        states = {HUB_SEQ_STATE: seq.to_bytes(4, "big")}
+        if states_for is not None:
+            states.update(states_for(ref))
+        if self.store.add(rec, states=states).is_new:
             self._offer(ref, payload)
         log.info("hub event %s %s", mapped.type, ref)
         return ref

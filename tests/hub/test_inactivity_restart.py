@@ -124,3 +124,14 @@ def test_an_unreadable_or_newer_state_is_refused_loudly_not_fatally(home, caplog
         home.restart()
         assert "inactivity state in the store is unusable" in caplog.text
         assert home.core.home.detector.state == I.ST_IDLE and home.core.home.alarm_ref is None
+
+
+def test_a_crash_between_the_alarm_and_the_next_save_still_cancels_it(home, monkeypatch):
+    w = home.core.home
+    monkeypatch.setattr(w, "save", lambda now: None)  # the hub dies right after the alarm's write
+    ref = _alarm(home)
+    home.restart()
+    assert home.core.home.alarm_ref == ref  # stored in the alarm's own write
+    n = len(home.pub.events)
+    home.send(PIR, F.T_MOTION, arg=800)
+    assert [m["cancels"] for _, m in home.pub.events[n:] if m["type"] == "cancel"] == [ref]
