@@ -4,6 +4,7 @@
     python -m hub status         [--json]
     python -m hub check-config
     python -m hub device add 0000a1b2 --kind button --room bedroom --location "by the bed"
+    python -m hub device add 0000a1b2 --kind button --key -      # the key from stdin
     python -m hub device remove 0000a1b2
 
 Exit codes: 0 fine, 1 the hub or a check reports a problem, 2 bad usage or config.
@@ -14,15 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
+import io
 import json
 import logging
 import os
 import re
 import secrets
+import shlex
 import sys
 from pathlib import Path
 
-from hub import config as C
+from hub import config as C, config_edit as E
 
 DEFAULT_CONFIG = os.environ.get("CAREBEACON_HUB_CONFIG", "/etc/carebeacon/hub.toml")
 STALE_S = 15  # a status file older than this means the hub is not running
@@ -118,47 +122,20 @@ def cmd_status(args) -> int:
     return 0 if healthy and not st.get("faults") else 1
 
 
-# -- device add / remove: edit hub.toml and the secrets file in place ------------------------
-def _block(dev: C.Device) -> str:
-    def q(s: str) -> str:
-        return json.dumps(s, ensure_ascii=False)  # a TOML basic string is JSON-compatible
-    return (f"\n[[devices]]\nid = {q(dev.hex)}\nkind = {q(dev.kind)}\nroom = {q(dev.room)}\n"
-            f"location = {q(dev.location)}\nelder = {q(dev.elder)}\n"
-            f"heartbeat_min = {dev.heartbeat_min}\n"
-            f"entrance = {'true' if dev.entrance else 'false'}\n")
-
-
-def secrets_path(cfg_path: Path, secrets_file: str | Path | None = None) -> Path:
-    """The secrets file of a hub.toml: the one given, else its `secrets_file`, else
-    secrets.toml next to it."""
-    if secrets_file:
-        return Path(secrets_file)
-    import tomllib
-
-    name = tomllib.loads(cfg_path.read_text()).get("secrets_file", "secrets.toml")
-    p = Path(name)
-    return p if p.is_absolute() else cfg_path.parent / p
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
+# -- device add / remove: edit hub.toml and the secrets file (hub/config_edit.py) ------------
 def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", location: str = "",
                elder: str = "", heartbeat_min: int = 60, entrance: bool = False,
                key: str | None = None, secrets_file: str | Path | None = None,
                ) -> tuple[C.Device, str, Path]:
     """Add a device to hub.toml and its key to the secrets file (generated with a
     cryptographic random source unless given). Returns (device, key hex, secrets path);
-    raises ConfigError on any problem, before anything is written when it can."""
+    raises ConfigError on any problem, and then both files are as they were."""
     if not re.fullmatch(r"[0-9a-fA-F]{8}", id_hex) or int(id_hex, 16) == 0:
         raise C.ConfigError(f"device id {id_hex!r}: 8 hex digits, not 00000000")
     if kind not in C.KINDS:
         raise C.ConfigError(f"device kind {kind!r}: one of {', '.join(C.KINDS)}")
+    room, location, elder = (E.command_line_text(f"--{k}", v) for k, v in
+                             (("room", room), ("location", location), ("elder", elder)))
     for k, v in (("room", room), ("location", location)):
         why = C.device_text_problem(k, v)
         if why:
@@ -170,30 +147,56 @@ def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", locatio
     key = key or secrets.token_hex(16)
     if not re.fullmatch(r"[0-9a-fA-F]{32}", key):
         raise C.ConfigError("--key must be 32 hex digits (128 bits)")
-    sec = secrets_path(cfg.path, secrets_file)
-    text = sec.read_text() if sec.exists() else "[keys]\n"
-    if "[keys]" not in text:
-        text += "\n[keys]\n"
-    old_sec, old_cfg = (sec.read_text() if sec.exists() else None), cfg.path.read_text()
-    _write_private(sec, text.rstrip("\n") + f'\n"{dev.hex}" = "{key.lower()}"\n')
-    cfg.path.write_text(old_cfg.rstrip("\n") + "\n" + _block(dev))
-    try:
-        C.load(cfg.path, sec)  # prove the result loads
-    except C.ConfigError:  # put both files back: a hub that cannot start is no hub
-        cfg.path.write_text(old_cfg)
-        if old_sec is None:
-            sec.unlink()
-        else:
-            _write_private(sec, old_sec)
-        raise
+    sec = E.secrets_path(cfg.path, secrets_file)
+    sec_text = E.added_key_text(sec, E.read_text(sec) if os.path.exists(sec) else None, dev.hex,
+                                key.lower())
+    cfg_text = E.added_device_text(cfg.path, E.read_text(cfg.path), dev)
+    # the key first: a key without its device is harmless, a device without its key is not
+    E.commit([(sec, sec_text, True), (cfg.path, cfg_text, False)],
+             lambda: C.load(cfg.path, sec))  # a hub that cannot start is no hub
     return dev, key.lower(), sec
+
+
+def secrets_path(cfg_path: Path, secrets_file: str | Path | None = None) -> Path:
+    """The secrets file of a hub.toml: the one given, else its `secrets_file` (relative to
+    hub.toml's directory), else secrets.toml next to it; as hub.config.load finds it."""
+    return E.secrets_path(cfg_path, secrets_file)
+
+
+def remove_device(cfg: C.Config, hexid: str, *, secrets_file: str | Path | None = None) -> bool:
+    """Remove a device and its key; False if hub.toml has no such device. Raises ConfigError
+    on any problem, and then both files are as they were."""
+    hexid = hexid.lower()
+    cfg_text = E.removed_device_text(cfg.path, E.read_text(cfg.path), hexid)
+    if cfg_text is None:
+        return False
+    changes = [(cfg.path, cfg_text, False)]  # the device first, then its key
+    sec = E.secrets_path(cfg.path, secrets_file)
+    if os.path.exists(sec):
+        changes.append((sec, E.removed_key_text(sec, E.read_text(sec), hexid), True))
+    E.commit(changes, lambda: C.load(cfg.path, sec))
+    return True
+
+
+def _read_key(arg: str | None) -> str | None:
+    """--key: the key itself (scripts; visible in ps and shell history) or "-": from standard
+    input, asked for without echo on a terminal."""
+    if arg != "-":
+        return arg
+    if sys.stdin.isatty():
+        key = getpass.getpass("device key (32 hex digits, not shown): ")
+    else:
+        key = sys.stdin.readline()
+    if not key.strip():
+        raise C.ConfigError("--key -: no key on standard input")
+    return key.strip()
 
 
 def cmd_device_add(args) -> int:
     cfg = _load(args)
     dev, _key, sec = add_device(
         cfg, args.id, args.kind, room=args.room, location=args.location, elder=args.elder,
-        heartbeat_min=args.heartbeat_min, entrance=args.entrance, key=args.key,
+        heartbeat_min=args.heartbeat_min, entrance=args.entrance, key=_read_key(args.key),
         secrets_file=args.secrets)
     print(f"added {dev.kind} {dev.hex} in {dev.room or 'no room'}; key stored in {sec}"
           f"{'' if args.key else ' (generated: provision the device with it)'}")
@@ -201,31 +204,10 @@ def cmd_device_add(args) -> int:
     return 0
 
 
-def _remove_block(text: str, hexid: str) -> tuple[str, bool]:
-    blocks = re.split(r"(?m)^(?=\[\[devices\]\]\s*$)", text)
-    keep = [b for b in blocks if not (b.startswith("[[devices]]") and
-                                      re.search(rf'(?m)^id\s*=\s*"{hexid}"', b, re.I))]
-    return "".join(keep), len(keep) != len(blocks)
-
-
-def remove_device(cfg: C.Config, hexid: str, *, secrets_file: str | Path | None = None) -> bool:
-    """Remove a device and its key; False if hub.toml has no such device."""
-    hexid = hexid.lower()
-    text, found = _remove_block(cfg.path.read_text(), hexid)
-    if not found:
-        return False
-    cfg.path.write_text(text)
-    sec = secrets_path(cfg.path, secrets_file)
-    s = re.sub(rf'(?mi)^"{hexid}"\s*=.*\n?', "", sec.read_text())
-    _write_private(sec, s)
-    C.load(cfg.path, sec)
-    return True
-
-
 def cmd_device_remove(args) -> int:
     cfg = _load(args)
     hexid = args.id.lower()
-    if not _remove_block(cfg.path.read_text(), hexid)[1]:
+    if E.removed_device_text(cfg.path, E.read_text(cfg.path), hexid) is None:
         print(f"{cfg.path}: no device {hexid}", file=sys.stderr)
         return 1
     if not args.yes and sys.stdin.isatty():
@@ -260,7 +242,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--elder", default="", help="the platform's reference of the elder")
     a.add_argument("--heartbeat-min", type=int, default=60)
     a.add_argument("--entrance", action="store_true", help="a PIR watching the front door")
-    a.add_argument("--key", help="32 hex digits (default: generate one)")
+    a.add_argument("--key", help="32 hex digits, or - to read it from standard input (asked"
+                   " for without echo on a terminal; keeps it out of ps and shell history);"
+                   " default: generate one")
     a.set_defaults(fn=cmd_device_add)
     rm = d.add_parser("remove", help="remove a device and its key")
     rm.add_argument("id")
@@ -269,12 +253,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _as_root(args, argv: list[str]) -> str:
+    """The same command with sudo (which drops CAREBEACON_HUB_CONFIG: -c given in full), the
+    key, if it was on the command line, read from stdin."""
+    out = [sys.executable, "-m", "hub"]
+    if not any(a in ("-c", "--config") or a.startswith("--config=") for a in argv):
+        out += ["-c", str(Path(args.config).absolute())]
+    for a in argv:
+        out.append("-" if out[-1] == "--key" else "--key=-" if a.startswith("--key=") else a)
+    return "sudo " + shlex.join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a room name never crashes an ASCII terminal
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
     except C.ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        if isinstance(e, C.AccessError) and args.cmd == "device" and os.geteuid() != 0:
+            print(f"run instead: {_as_root(args, argv)}", file=sys.stderr)
         return 2
 
 

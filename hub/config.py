@@ -42,6 +42,10 @@ class ConfigError(ValueError):
     """A config problem, with the file and key it is about."""
 
 
+class AccessError(ConfigError):
+    """A file (or its directory) this user may not read or write: another user's, or root's."""
+
+
 @dataclass(frozen=True)
 class Device:
     id: int
@@ -147,7 +151,7 @@ def _load_toml(path: Path) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except PermissionError:
-        raise ConfigError(f"{path}: permission denied") from None
+        raise AccessError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
@@ -242,6 +246,8 @@ def load_secrets(path: Path, *, check_mode: bool = True) -> dict[int, bytes]:
         st = path.stat()
     except FileNotFoundError:
         raise ConfigError(f"{path}: secrets file not found") from None
+    except PermissionError:
+        raise AccessError(f"{path}: permission denied") from None
     if check_mode and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read device keys; "
@@ -256,6 +262,12 @@ def load_secrets(path: Path, *, check_mode: bool = True) -> dict[int, bytes]:
             raise ConfigError(f"{path}: keys.{dev}: key must be 32 hex digits (128 bits)")
         keys[int(dev, 16)] = bytes.fromhex(hexkey)
     return keys
+
+
+def secrets_path(path: Path, given: str | Path | None, setting: str = "secrets.toml") -> Path:
+    """The secrets file of the hub.toml at `path`: `given` (a command-line path: as it is,
+    relative to the working directory) else hub.toml's `secrets_file`, relative to hub.toml."""
+    return Path(given) if given else path.parent / setting
 
 
 def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True) -> Config:
@@ -292,10 +304,9 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
         if dev.id in devices:
             raise r.fail(f"devices[{i}].id", f"{dev.hex} is listed twice")
         devices[dev.id] = dev
-    sec_path = Path(secrets) if secrets else base / r.get("secrets_file", str, "secrets.toml")
-    if not sec_path.is_absolute():
-        sec_path = base / sec_path
-    keys = load_secrets(sec_path, check_mode=check_mode) if devices or sec_path.exists() else {}
+    sec_path = secrets_path(path, secrets, r.get("secrets_file", str, "secrets.toml"))
+    keys = (load_secrets(sec_path, check_mode=check_mode)
+            if devices or os.path.exists(sec_path) else {})
     for dev in devices.values():
         if dev.id not in keys:
             raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
