@@ -1,13 +1,14 @@
 """carebeacon-install: set up carebeacon devices in an elder's home.
 
-A visit, one device after the other (plug each into this computer or the hub by USB):
+A visit, one device after the other (plug each into the hub by USB), each command as
+`sudo /opt/carebeacon/.venv/bin/python -m tools.installer ...` from /opt/carebeacon:
 
-  python -m tools.installer install --kind button --room bedroom --location "by the bed"
+  install --kind button --room bedroom --location "by the bed"
       = flash MicroPython (asks first: erases the board), deploy the app, give the device
         its identity and key, register it with the hub, make its label
   sudo systemctl restart carebeacon-hub          (once, after the last device)
-  python -m tools.installer selftest 0a1b2c3d    (on the hub: press / walk / shake as told)
-  python -m tools.installer report               (the visit's table; JSON next to it)
+  selftest 0a1b2c3d                              (press / walk / shake as told)
+  report                                         (the visit's table; JSON next to it)
 
 Each step also runs alone: flash, deploy, provision, selftest, label, report, cache, ports.
 Exit codes: 0 done, 1 failed (the message says what to do), 2 bad usage.
@@ -90,17 +91,18 @@ def cmd_ports(args) -> int:
     return 0
 
 
-def cmd_flash(args) -> int:
+def cmd_flash(args, on_chip=None) -> int:
     from tools.installer import records
     from tools.installer.flash import flash
 
     rec = flash(args.port, args.image, erase=not args.update, baud=args.baud,
-                confirm=_confirm(args), progress=_bar(), say=_say(args))
+                confirm=_confirm(args), progress=_bar(), say=_say(args), on_chip=on_chip)
     if args.verbose:
         print(rec["log"])
     rec.pop("log")
     visit = records.visit_dir(args.records, _visit_household(args))
     records.save_pending(visit, rec["port"], "flash", rec)
+    args.flashed_port = rec["port"]
     return 0
 
 
@@ -132,7 +134,7 @@ def _household(args) -> str:
     return load_hub(_hub(args), args.secrets).household
 
 
-def cmd_provision(args) -> int:
+def cmd_provision(args, identity=None) -> int:
     from tools.installer.provision import parse_settings, provision
 
     if not args.kind:
@@ -140,27 +142,41 @@ def cmd_provision(args) -> int:
                                "give --kind button, pir or bracelet")
     provision(args.port, args.kind, _hub(args), board=args.board, room=args.room,
               location=args.location, elder=args.elder, entrance=args.entrance,
-              settings=parse_settings(args.set), device_id=args.id,
+              settings=parse_settings(args.set), device_id=args.id, identity=identity,
               secrets_file=args.secrets, records_dir=args.records, reset=not args.no_reset,
               confirm=_confirm(args), say=_say(args))
     return 0
 
 
 def cmd_install(args) -> int:
-    from tools.installer import ports
+    """tools/installer/install.py: every check first, the identity read before the erase."""
+    from tools.installer import identity as ident, install, ports, records
+    from tools.installer.deploy import safe_boot_hint
 
-    args.household = args.household or _household(args)
+    cfg, board, want = install.precheck(args, _hub(args))  # before anything is touched
+    args.household = args.household or cfg.household
+    confirm, say = _confirm(args), _say(args)
     if not args.skip_flash:
-        cmd_flash(args)
-        port = args.port or ports.find_port(None)
-        for _ in range(40):  # a native-USB board re-appears after its reset
-            if Path(port).exists() or "://" in port:
-                break
-            time.sleep(0.25)
+        named = args.port
+        args.port = ports.find_port(args.port)
+        old = None if args.update else ident.read_before_erase(  # --update: no erase
+            args.port, safe_boot_hint(board), say)
+        if old is not None:
+            want = ident.plan(cfg, old, want, confirm, say, erasing=True)
+        visit = records.visit_dir(args.records, args.household)
+
+        def on_chip(info: dict) -> None:  # the board did not answer: known by its MAC?
+            nonlocal want
+            found = None if old or args.update else ident.by_mac(visit, info["mac"], cfg)
+            if found is not None and found != want.old:
+                say(f"The visit's records know this board (MAC {info['mac']}) as {found}.")
+                want = ident.plan(cfg, found, want, confirm, say, erasing=True)
+        cmd_flash(args, on_chip=on_chip)
+        args.port = install.wait_port(args.flashed_port, may_move=named is None)
         time.sleep(1.5)  # MicroPython's first boot formats its filesystem
     args.reset = False
     cmd_deploy(args)
-    return cmd_provision(args)
+    return cmd_provision(args, identity=want)
 
 
 def cmd_selftest(args) -> int:
@@ -229,11 +245,23 @@ def cmd_report(args) -> int:
     visit = records.visit_dir(args.records, args.household or hub.household)
     coverage = (inactivity_coverage(hub.devices.values(), hub.inactivity.enabled) if hub
                 else [f"whole-home inactivity: not checked ({why})"])
-    summary = records.write_summary(visit, inactivity_coverage=coverage)
-    print(json.dumps(summary, indent=1) if args.json else records.table(visit))
+    try:
+        summary = records.summary(visit, inactivity_coverage=coverage)
+        table = records.table(visit)
+    except (OSError, ValueError) as e:
+        raise records.denied(visit, e if isinstance(e, OSError) else OSError(str(e))) from e
+    problem = None
+    try:
+        records.write_summary(visit, inactivity_coverage=coverage)
+    except OSError as e:  # shown, but not kept: say so, and fail
+        problem = records.denied(visit / "summary.json", e)
+    print(json.dumps(summary, indent=1) if args.json else table)
     if not args.json:
         print("\n" + "\n".join(coverage))
-        print(f"\n(records: {visit}; JSON: {visit / 'summary.json'})")
+        print(f"\n(records: {visit}" + ("" if problem else
+                                          f"; JSON: {visit / 'summary.json'}") + ")")
+    if problem:
+        raise problem
     return 0
 
 
@@ -267,7 +295,8 @@ def cmd_cache(args) -> int:
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--records", metavar="DIR",
-                        help="where the visit's records go (default ./carebeacon-records)")
+                        help="where the visit's records go (default ~/carebeacon-records; "
+                             "under sudo, the home of the user who ran it)")
     common.add_argument("-y", "--yes", action="store_true",
                         help="do not ask before erasing or replacing anything")
     common.add_argument("-q", "--quiet", action="store_true", help="print less")
@@ -299,11 +328,13 @@ def parser() -> argparse.ArgumentParser:
     prov.add_argument("--room", default="", help="e.g. bedroom")
     prov.add_argument("--location", default="", help='e.g. "by the bed, left"')
     prov.add_argument("--elder", default="", help="the platform's reference of the elder")
-    prov.add_argument("--entrance", action="store_true", help="a PIR watching the front door")
+    prov.add_argument("--entrance", action="store_true", default=None,
+                      help="a PIR watching the front door")
     prov.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                       help="a device setting, e.g. summary_min=15 (docs/device-behaviour.md)")
     prov.add_argument("--id", type=lambda s: int(s, 16), help="device id, 8 hex digits "
-                      "(default: a new random one)")
+                      "(default: a new random one); one on this hub the hub has never heard "
+                      "(added with 'hub device add') is taken over")
     prov.add_argument("--no-reset", action="store_true", help="do not reset the board after")
 
     p = argparse.ArgumentParser(prog="python -m tools.installer",
@@ -347,6 +378,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tools.installer import paths
+
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
@@ -358,3 +391,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
         return 1
+    finally:  # under sudo: what this made in the installer's home is theirs again
+        paths.give_back([paths.cache_dir(), paths.records_root(getattr(args, "records", None))])

@@ -20,6 +20,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from firmware.hal import SAFE_BOOT_HOLD_MS
+from firmware.safeboot import SOS_HOLD_MS
 from tools.installer import errors as E, plan, ports
 from tools.installer.device import Device
 from tools.installer.flash import cache_dir
@@ -38,15 +40,19 @@ def board_json(board: str) -> dict:
 def safe_boot_hint(board: str) -> str:
     """How to get the REPL back on this board when its app is running or asleep."""
     try:
-        sb = board_json(board)["safe_boot"]
+        bj = board_json(board)
+        sb = bj["safe_boot"]
     except (E.InstallerError, KeyError, ValueError):
         return ""
-    what = "SOS button" if sb.get("input") == "button" else f"{sb.get('input', 'BOOT')} button"
+    # firmware/safeboot.py hold_ms(): 10 s where the input is an SOS button, else 3 s.
+    sos = sb.get("input") == "button" and any(k != "pir" for k in bj.get("kinds", ()))
+    secs = SOS_HOLD_MS // 1000 if sos else SAFE_BOOT_HOLD_MS // 1000
+    what = "SOS button" if sos else "BOOT button"  # (a PIR board's "button" is its BOOT key)
     if sb.get("window_ms"):
         return (f"reset the board, then within {sb['window_ms'] / 1000:g} s press its {what} "
-                "and hold it for 3 s, until the LED blinks fast five times")
+                f"and hold it for {secs} s, until the LED blinks fast five times")
     return (f"hold the {what} while you reset the board (or put the batteries in) and keep "
-            "holding for 3 s, until the LED blinks fast five times")
+            f"holding for {secs} s, until the LED blinks fast five times")
 
 
 def deploy(port: str | None, board: str, *, require: tuple[str, ...] = (),

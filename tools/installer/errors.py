@@ -110,8 +110,9 @@ def from_mpremote(port: str, exc: BaseException, kind_hint: str = "") -> Install
         return InstallerError(
             "board-silent", "The board does not answer on its console.",
             "its app is probably running or asleep. Do a safe boot: " + (kind_hint or
-            "hold the button (PIR sensors: press BOOT within 2 s after reset) for 3 s while "
-            "you reset it or put the batteries in, until the LED blinks fast five times")
+            "hold the SOS button for 10 s while you reset it or put the batteries in (PIR "
+            "sensors: press BOOT within 2 s after reset and hold it 3 s), until the LED blinks "
+            "fast five times")
             + "; then run the command again", text)
     return InstallerError("board", "The board reported an error.",
                           "run again with --verbose and keep the output for support", text)

@@ -23,12 +23,11 @@ installer sees stage lines and one progress bar.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.installer import errors as E, ports
+from tools.installer import errors as E, paths, ports
 
 OFFSETS = {"ESP32": 0x1000, "ESP32-C3": 0x0, "ESP32-S3": 0x0, "ESP32-C6": 0x0}
 ESPTOOL_CHIP = {"ESP32": "esp32", "ESP32-C3": "esp32c3", "ESP32-S3": "esp32s3",
@@ -40,7 +39,7 @@ Progress = Callable[[int, int, str], None]
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CAREBEACON_CACHE", Path.home() / ".cache" / "carebeacon"))
+    return paths.cache_dir()  # also under sudo: the invoking user's (tools/installer/paths.py)
 
 
 def image_chip(data: bytes, name: str = "the image") -> str:
@@ -183,8 +182,12 @@ def detect(port: str, *, before: str = "default-reset", attempts: int = 7) -> di
 def flash(port: str | None, image: str | Path | None = None, *, erase: bool = True,
           baud: int = DEFAULT_BAUD, attempts: int = 7, cache: Path | None = None,
           confirm: Callable[[str], bool] = lambda _q: True,
-          progress: Progress | None = None, say: Callable[[str], None] = print) -> dict:
-    """Flash one board; returns the record of what was done (raises InstallerError)."""
+          progress: Progress | None = None, say: Callable[[str], None] = print,
+          on_chip: Callable[[dict], None] | None = None) -> dict:
+    """Flash one board; returns the record of what was done (raises InstallerError).
+
+    on_chip(info) runs once the chip is known (chip, MAC), before anything is asked or
+    written: `install` looks the board up in the visit's records by its MAC there."""
     port = ports.find_port(port)
     pty = ports.is_pty(port)  # no DTR/RTS: the board must already be in its bootloader
     before, after = ("no-reset", "no-reset") if pty else ("default-reset", "hard-reset")
@@ -194,6 +197,8 @@ def flash(port: str | None, image: str | Path | None = None, *, erase: bool = Tr
     say(f"Found an {chip} ({info['description']}), MAC {info['mac']}.")
     if chip not in OFFSETS:
         raise unsupported(chip)
+    if on_chip is not None:
+        on_chip(info)
     path = pick_image(chip, image, cache)
     data = path.read_bytes()
     built_for = image_chip(data, path.name)

