@@ -203,9 +203,10 @@ def parse(d, path="board"):
     if role not in INPUT_ROLES or not b.has_input(INPUT_ROLES.index(role)):
         raise _err(path, "safe_boot.input", "must name one of this board's inputs")
     b.safe_boot_input = INPUT_ROLES.index(role)
-    b.safe_boot_window_ms = _get(sb, path, "safe_boot.window_ms", "int", 0)
-    if not 0 <= b.safe_boot_window_ms <= 5000:
-        raise _err(path, "safe_boot.window_ms", "must be 0..5000")
+    w = sb.get("window_ms", 0)
+    if type(w) is not int or not 0 <= w <= 5000:
+        raise _err(path, "safe_boot.window_ms", "must be an integer 0..5000, got %r" % (w,))
+    b.safe_boot_window_ms = w
     led = _get(d, path, "led", "obj", required=True)
     if led:
         b.led_pin = _pin(b, path, "led.pin", led.get("pin"), used, True)

@@ -1,11 +1,16 @@
 """Light, sound and vibration patterns the elder sees and hears.
 
-A pattern is a bytes constant: one flags byte (bit 0 F_ALARM, bits 4-7 the
-pattern's number in NAMES, for traces), then (duration, outputs) pairs.
+A pattern is a bytes constant: one flags byte (bit 0 F_ALARM, bit 1 F_HOLD,
+bits 4-7 the pattern's number in NAMES, for traces), then (duration, outputs)
+pairs.
 Duration counts 10 ms (up to 2.55 s per step); outputs: bit 0 LED, bit 1
 vibration, bits 2-3 tone (TONE_*). F_ALARM patterns ignore the buzzer quiet
 hours (they answer something the elder just did or must act on); the others
-(low battery, fault) are light-only during quiet hours. The table, with what
+(low battery, fault) are light-only during quiet hours. While an F_HOLD pattern
+plays (the fall cancel window: the wearer must know it is open) play() refuses
+every other pattern; only stop() or its own end releases it. What was refused is
+dropped: the status patterns come again with the next acknowledgement, the hub's
+pre-alarm rides on every acknowledgement. The table, with what
 each one means, is in docs/device-behaviour.md: keep both in step.
 
 The player is non-blocking: play() starts a pattern, step(now) switches the
@@ -18,6 +23,7 @@ from shared.compat import const
 from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 F_ALARM = const(1)
+F_HOLD = const(2)  # nothing replaces it while it plays (see above)
 NAMES = ("", "SENDING", "NOT_DELIVERED", "RECEIVED", "CALLING", "HELP", "CANCELLED", "TEST_OK",
          "FALL_WINDOW", "LOW_BATTERY", "FAULT", "SAFE_BOOT", "CONFIG_ERROR", "PREALARM",
          "IDENTIFY")
@@ -49,7 +55,7 @@ P_CANCELLED = bytes((F_ALARM | 6 << 4, 20, _L | _HI, 60, _L | _LO, 1, 0))
 # Test recorded by the platform: two quick high beeps.
 P_TEST_OK = bytes((F_ALARM | 7 << 4, 10, _L | _HI, 10, 0, 10, _L | _HI, 1, 0))
 # Fall suspected, cancel window open: pulse every second (vibration where fitted).
-P_FALL_WINDOW = bytes((F_ALARM | 8 << 4, 30, _L | _V | _MI, 70, 0))
+P_FALL_WINDOW = bytes((F_ALARM | F_HOLD | 8 << 4, 30, _L | _V | _MI, 70, 0))
 # Low battery: three very short chirps (light only in quiet hours).
 P_LOW_BATTERY = bytes((9 << 4, 4, _L | _HI, 16, 0, 4, _L | _HI, 16, 0, 4, _L | _HI, 1, 0))
 # Fault (stuck button, sensor fault): one long low tone.
@@ -86,7 +92,11 @@ class Feedback:
         return len(self.pattern) > 0
 
     def play(self, pattern, now_ms, repeat_ms=0):
-        """Start `pattern` now; with repeat_ms, loop it until that long has passed."""
+        """Start `pattern` now; with repeat_ms, loop it until that long has passed.
+        False (and nothing changes) while an F_HOLD pattern plays."""
+        p = self.pattern
+        if p and p[0] & F_HOLD and pattern is not p:
+            return False
         self.pattern = pattern
         self.plays += 1
         self.hal.trace("pattern", pattern[0] >> 4)
@@ -95,6 +105,7 @@ class Feedback:
         self._repeat = repeat_ms > 0
         self._until = ticks_add(now_ms, repeat_ms)
         self.step(now_ms)
+        return True
 
     def stop(self):
         self.pattern = b""

@@ -8,11 +8,14 @@ Boot order, and why:
    the serial console naming the file and the key, the LED blinks the config
    error pattern if the board file at least says where the LED is, and main.py
    ends at the REPL -- never a silent hang.
-3. Safe boot (power-on or reset only, not deep-sleep wakes): the board's
-   safe-boot input held for 3 s from power-up (or pressed within its
+3. Safe boot (power-on or reset only, not deep-sleep wakes; firmware/safeboot.py):
+   the board's safe-boot input held from power-up (or pressed within its
    window_ms, for BOOT buttons that cannot be held through reset) skips the
-   app. Five fast blinks, then the REPL is free for the installer. Released
-   earlier, the press is kept and the app starts (it may be an SOS).
+   app: 10 s where that input is the SOS button (button, bracelet), 3 s for a
+   PIR board's BOOT button; never while NVS records an alarm still being sent
+   (an elder holding the SOS button through a brown-out must not end up with an
+   inert device). Five fast blinks, then the REPL is free for the installer.
+   Released earlier, the press is kept and the app starts (it may be an SOS).
 4. Watchdog on (30 s), then the app loop: step, then light sleep / idle or
    deep sleep as the app asks. Repeated exceptions reset the chip (a fresh
    start; a pending alarm comes back from NVS).
@@ -26,7 +29,7 @@ _WAKE = machine.wake_reason()
 import sys  # noqa: E402  (after the latch on purpose)
 import time  # noqa: E402
 
-from firmware.hal import SAFE_BOOT_HOLD_MS, WAKE_POWER_ON, WAKE_SOFT  # noqa: E402
+from firmware.hal import WAKE_POWER_ON, WAKE_SOFT  # noqa: E402
 
 WDT_MS = 30000  # > BLE bring-up and the longest sleep slice (5 s), < a stuck minute
 CONFIG = "/config.json"
@@ -73,7 +76,7 @@ def load():
     return cfg, board
 
 
-def safe_boot(hal):
+def safe_boot(hal, kind):
     """True if the installer asks for the REPL (see docstring)."""
     if hal.wake_cause not in (WAKE_POWER_ON, WAKE_SOFT):
         return False
@@ -84,9 +87,14 @@ def safe_boot(hal):
         if time.ticks_diff(time.ticks_ms(), t0) >= b.safe_boot_window_ms:
             return False
         time.sleep_ms(10)
+    from firmware import safeboot
+
+    if safeboot.alarm_pending(hal):
+        return False  # an alarm is still being sent: the app goes on, whatever is held
+    hold_ms = safeboot.hold_ms(kind, b)
     hal.led(True)
     t1 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t1) < SAFE_BOOT_HOLD_MS:
+    while time.ticks_diff(time.ticks_ms(), t1) < hold_ms:
         if not hal.input(i):
             hal.led(False)
             return False
@@ -123,7 +131,7 @@ def main():
     from firmware.hal.esp32 import Esp32Hal
 
     hal = Esp32Hal(board, _RESET, _WAKE, cfg.log)
-    if safe_boot(hal):
+    if safe_boot(hal, cfg.kind):
         return
     from firmware.apps.common import loop_once
 

@@ -8,10 +8,12 @@ Both return an int, the OR of:
 - ``EV_PRESS``: a press is confirmed. ``press_at`` = tick of its first edge.
 - ``EV_RELEASE``: its release is confirmed. ``held_ms`` = how long it lasted.
 - ``EV_LONG``: the press has been held ``>= long_ms`` (once per press).
-- ``EV_MULTI``: a sequence of ``>= multi_min`` presses, each starting less than
-  ``multi_gap_ms`` after the previous release, ended ``multi_gap_ms`` after its
-  last release. ``count`` = presses in it. A sequence with a long press in it
-  never gives ``EV_MULTI``.
+- ``EV_MULTI``: a sequence of ``multi_min`` to ``multi_max`` presses (by
+  default exactly 3), each starting less than ``multi_gap_ms`` after the
+  previous release, ended ``multi_gap_ms`` after its last release with no
+  further press. ``count`` = presses in it. A sequence with more presses (panic
+  hammering, not a gesture) or with a long press in it never gives
+  ``EV_MULTI``: when in doubt, no gesture.
 - ``EV_STUCK``: held ``>= stuck_ms``: a fault, reported once; nothing more is
   reported until the button is released (cleanly, i.e. debounced).
 - ``EV_UNSTUCK``: the stuck button was released (always with ``EV_RELEASE``).
@@ -68,6 +70,7 @@ class Button:
         long_ms=1000,  # micropython-async Pushbutton long press
         multi_gap_ms=400,  # micropython-async Pushbutton double-click window
         multi_min=3,  # test gesture: 3 presses, unlikely by accident
+        multi_max=3,  # ...and exactly 3: more is someone hammering the button in panic
         stuck_ms=30000,  # 30x a long press: a fault, not a panic hold
     ):
         # debounce >= 1 ms: a level is only confirmed by a later call, which
@@ -77,11 +80,13 @@ class Button:
         _check("long_ms", long_ms, 2 * debounce_ms + 1, 600000)
         _check("multi_gap_ms", multi_gap_ms, 1, 10000)
         _check("multi_min", multi_min, 2, 100)
+        _check("multi_max", multi_max, multi_min, 100)
         _check("stuck_ms", stuck_ms, long_ms + 1, MAX_DIFF)
         self.debounce_ms = debounce_ms
         self.long_ms = long_ms
         self.multi_gap_ms = multi_gap_ms
         self.multi_min = multi_min
+        self.multi_max = multi_max
         self.stuck_ms = stuck_ms
 
         self.is_pressed = False
@@ -203,6 +208,7 @@ class Button:
             and not (self._burst and self._joins)
         ):
             self._seq_open = False
-            if not self._seq_long and self.count >= self.multi_min:
+            n = self.count
+            if not self._seq_long and self.multi_min <= n <= self.multi_max:
                 ev = EV_MULTI
         return ev

@@ -86,13 +86,18 @@ def is_alarm(mtype):
     return mtype <= 7 and (_ALARM_MASK >> mtype) & 1 == 1
 
 
-def encode_age(age_ms):
-    """Event age to 16 bits: 100 ms steps up to ~54 min, then minutes (saturating)."""
+def encode_age(age_ms, age_min=0):
+    """Event age to 16 bits: 100 ms steps up to ~54 min, then minutes (saturating).
+
+    `age_min`: whole minutes on top of `age_ms`. A device keeps an old event's age as
+    minutes plus a tick distance (firmware/apps/outbox.py): one tick distance cannot
+    span more than 6.2 days, and 22.7 days in ms would not fit a small int.
+    """
     if age_ms < 0:
         age_ms = 0
-    if age_ms <= _AGE_FINE_MAX_MS:
+    if age_min <= 0 and age_ms <= _AGE_FINE_MAX_MS:
         return age_ms // 100
-    m = age_ms // 60000
+    m = age_ms // 60000 + (age_min if age_min > 0 else 0)
     return _AGE_COARSE | (m if m < _AGE_MAX_MIN else _AGE_MAX_MIN)
 
 
@@ -176,18 +181,27 @@ class Codec:
         _put32(self._id, 0, device_id)
 
     # -- device frames --------------------------------------------------------
-    def encode(self, buf, seq, mtype, arg=0, age_ms=0, attempt=0):
-        """Write a sealed 24-byte frame into `buf` (a bytearray of >= 24) and return it."""
+    def encode(self, buf, seq, mtype, arg=0, age_ms=0, attempt=0, age_min=0):
+        """Write a sealed 24-byte frame into `buf` (a bytearray of >= 24) and return it.
+
+        The event's age is `age_min` minutes plus `age_ms` (see encode_age).
+        """
         if not 1 <= mtype <= T_MAX:
             raise ValueError("unknown message type")
         if not 0 <= seq <= 0xFFFFFFFF or not 0 <= arg <= 0xFFFFFF:
             raise ValueError("seq or arg out of range")
         buf[0] = HDR_FRAME
-        _put32(buf, 1, self.device_id)
+        # The id's bytes are copied, not shifted out of device_id: three ids in four are
+        # >= 2**30, a big int on MicroPython, and every shift of one allocates.
+        d = self._id
+        buf[1] = d[0]
+        buf[2] = d[1]
+        buf[3] = d[2]
+        buf[4] = d[3]
         _put32(buf, 5, seq)
         buf[9] = mtype
         buf[10] = attempt & 0xFF
-        age = encode_age(age_ms)
+        age = encode_age(age_ms, age_min)
         buf[11] = age >> 8
         buf[12] = age & 0xFF
         _put24(buf, 13, arg)

@@ -31,7 +31,6 @@ from shared.fall import EV_FALL, EV_NOT_WORN, EV_WORN, FallDetector, Wear
 from shared.frame import (
     F_IMU,
     T_ACTIVITY,
-    T_FALL_CANCELLED,
     T_FALL_SUSPECTED,
     T_FAULT,
     T_NOT_WORN,
@@ -138,8 +137,7 @@ class BraceletApp(App):
             if ev & EV_LONG:  # "I'm fine"
                 self.window = False
                 self.fb.stop()
-                seq = self.core.send(T_FALL_CANCELLED, 0, now_ms, self.susp_seq)
-                sos.track_cancel(seq, now_ms)
+                sos.cancel_fall(self.susp_seq, now_ms)  # (susp_seq 0: it was never queued)
             elif ev & EV_RELEASE:  # a short press: "I need help" now
                 self.window = False
                 self.fb.stop()
@@ -175,13 +173,15 @@ class BraceletApp(App):
                     self.core.send(T_FAULT, F_IMU << 16, now_ms)
         if self.window and ticks_reached(now_ms, self.window_end):
             self.window = False
+            self.fb.stop()  # FALL_WINDOW holds the feedback (F_HOLD) until the window ends
             self.sos.raise_fall(now_ms, self.susp_seq)
         if ticks_reached(now_ms, self.sum_at):
             mins = self.core.settings.summary_min
             self.sum_at = ticks_add(now_ms, mins * _MIN)
             n = self.wear.take_active()
             self.core.send(T_ACTIVITY, ((n if n < 0xFFFF else 0xFFFF) << 8) | mins, now_ms)
-        self.sos.step(now_ms)
+        if not self.window:  # its "not delivered yet" would be refused now: it waits instead
+            self.sos.step(now_ms)
         self.wake_mask = bit(IN_BUTTON)
         self.wake_levels = bit(IN_BUTTON)
         if b.is_pressed or level:

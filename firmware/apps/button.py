@@ -1,7 +1,7 @@
 """The SOS button: one press calls for help.
 
 Gestures come from shared.button (debounce 50 ms, long press 3 s, multi-press
->= 3 with gaps < 1 s, stuck after 30 s) and go to the SOS policy in
+of exactly 3 with gaps < 1 s, stuck after 30 s) and go to the SOS policy in
 firmware/apps/sos.py. Between events the device deep-sleeps with the button
 as wake source; a press that woke it is latched by the HAL at boot and
 replayed here even if the finger is already gone when the app starts.
@@ -18,7 +18,7 @@ from firmware.hal import FOREVER, IN_BUTTON, bit
 from shared.button import EV_LONG, EV_MULTI, EV_PRESS, EV_RELEASE, EV_STUCK, EV_UNSTUCK, Button
 from shared.compat import const
 from shared.frame import F_BUTTON_STUCK, T_FAULT
-from shared.ticks import ticks_add, ticks_reached
+from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 POLL_MS = const(10)  # sampling while the button is in use: 5 samples per debounce time
 STUCK_POLL_MS = const(1000)
@@ -65,11 +65,15 @@ class ButtonApp(App):
     def app_step(self, now_ms):
         b = self.button
         level = self.hal.input(IN_BUTTON)
-        ev = self.boot_ev | b.update(now_ms, level)
+        boot = self.boot_ev
+        ev = boot | b.update(now_ms, level)
         self.boot_ev = 0
         sos = self.sos
         if ev & EV_PRESS:
             sos.on_press(now_ms, b.count == 1, b.press_at)
+            if boot & EV_PRESS:  # the wake press, replayed: the button was unseen until now
+                sos.boot_press = sos.press_id
+                sos.blind_ms = ticks_diff(now_ms, b.press_at)
         if ev & EV_LONG:
             sos.on_long(now_ms)
         if ev & EV_RELEASE:

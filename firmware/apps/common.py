@@ -113,7 +113,9 @@ class App:
     def on_prealarm(self, minutes, now_ms):
         """The hub asks "are you all right?" (whole-home stillness): call out until the alarm
         would go, or stop when the hub says it is over. Moving answers it (the PIR or the
-        bracelet tells the hub); a press still calls for help, as it always does."""
+        bracelet tells the hub); a press still calls for help, as it always does. Never over
+        the fall cancel window (firmware/feedback.py F_HOLD refuses it): the hub repeats the
+        pre-alarm with every acknowledgement, so it comes again after the window."""
         if minutes > 0:
             self.fb.play(P_PREALARM, now_ms, repeat_ms=minutes * 60000)
         elif self.fb.pattern is P_PREALARM:

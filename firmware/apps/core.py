@@ -10,7 +10,11 @@ settings or the clock.
 
 Numbers come from shared.seqblock: a new block end is committed to NVS before
 the first number of the block is used. If NVS fails the number is used anyway
-(an alarm must go out) and FAULT storage is raised.
+(an alarm must go out) and FAULT storage is raised; the block's end is then
+only in RAM and the deep-sleep snapshot, and is written again at every
+number taken and every wake until NVS takes it. A snapshot whose limit is
+above NVS's is therefore kept, never rolled back: only a power loss while NVS
+is behind can bring numbers back (the FAULT said so).
 
 Each attempt re-encodes the frame (attempt and age change, so does the tag:
 BlueZ drops identical adverts) and advertises it, connectable, for
@@ -21,6 +25,7 @@ its outbox into RTC memory (firmware/persist.py), so deep sleep can happen
 between retries.
 """
 
+from firmware.apps import alarmrec
 from firmware.apps.outbox import Outbox
 from firmware.apps.settings import Settings
 from firmware.hal import FOREVER
@@ -33,7 +38,9 @@ from shared.frame import (
     S_HEARTBEAT_MIN,
     S_IDENTIFY,
     S_PREALARM,
+    T_FALL_CONFIRMED,
     T_FAULT,
+    T_SOS,
     Codec,
     FrameError,
     build_adv,
@@ -46,9 +53,6 @@ _ADV_FAST_US = const(20000)  # 20 ms: the fastest connectable advertising interv
 _ADV_SLOW_US = const(100000)  # routine frames: 100 ms, a fifth of the radio energy
 _CONN_MAX_MS = const(4000)  # a hub that stays connected longer is cut off: we must advertise
 _NVS_SEQ = "seq_end"
-_NVS_AL_SEQ = "al_seq"
-_NVS_AL_TYPE = "al_type"
-_NVS_AL_ARG = "al_arg"
 
 
 class Core:
@@ -63,6 +67,7 @@ class Core:
         self._frame = bytearray(FRAME_LEN)
         self._adv = bytearray(ADV_LEN)
         self._ack = bytearray(ACK_LEN)
+        self._rec = bytearray(alarmrec.REC_MAX)
         self.adv_fast = False  # the frame on the air is an alarm's
         self.radio_idle_at = 0  # tick the radio went idle (linger before switching off)
         self.conn_at = 0
@@ -72,8 +77,10 @@ class Core:
         self.bad_acks = 0  # failed the tag or malformed: forged, corrupted, wrong key
         self.stale_acks = 0  # verified but matching nothing pending: replays, duplicates
         self.storage_fault = False
+        self.seq_unsaved = False  # the block in use is not durable: NVS refused its end
         self.sent_frames = 0
-        self.al_seq = 0  # the alarm recorded in NVS (0: none)
+        self.al_dirty = False  # the alarm-class messages changed since the record was written
+        self.refused = 0  # type of a message the full outbox refused: step at once when room
 
     # -- numbering -----------------------------------------------------------
     def _nvs_seq(self):
@@ -81,25 +88,41 @@ class Core:
         return v + 0x100000000 if v < 0 else v  # NVS holds i32; sequence numbers are u32
 
     def check_seq(self):
-        """After a restore: the NVS limit is the truth; a snapshot that disagrees is dropped."""
+        """After a restore: go on above every number used, whether NVS or the snapshot knows it."""
         lim = self._nvs_seq()
+        lim = lim if lim > 1 else 1
         sb = self.seq
-        if sb.limit != (lim if lim > 1 else 1):
-            nxt = sb.next
-            self.seq = SeqBlock(lim)
-            self.seq.resume(nxt)
+        if sb.limit > lim:
+            # NVS refused this block's end (FAULT storage was raised then): the numbers up to
+            # it may have been used. Keep the snapshot and try to make its limit durable.
+            self.seq_unsaved = True
+            self._commit_seq(sb.limit)
+        elif sb.limit < lim:
+            self.seq = SeqBlock(lim)  # a snapshot behind NVS is stale: skip, never repeat
+
+    def _commit_seq(self, lim):
+        """Write block end `lim` to NVS; True (and committed) if it took it."""
+        try:
+            self.hal.nvs_set(_NVS_SEQ, lim - 0x100000000 if lim > 0x7FFFFFFF else lim)
+        except OSError:
+            return False
+        self.seq.committed(lim)
+        self.seq_unsaved = False
+        return True
 
     def _take_seq(self):
         sb = self.seq
         if sb.needs_commit():
             lim = sb.reservation()
-            try:
-                self.hal.nvs_set(_NVS_SEQ, lim - 0x100000000 if lim > 0x7FFFFFFF else lim)
-            except OSError:
-                # Not durable: after a power loss these numbers could come again.
-                # Sending matters more; the hub hears F_STORAGE.
+            if not self._commit_seq(lim):
+                # Not durable: after a power loss these numbers could come again. Sending
+                # matters more: the block is used, uncommitted; the hub hears F_STORAGE.
+                # Written again at every number taken (below) and every wake (check_seq).
+                sb.limit = lim
+                self.seq_unsaved = True
                 self.storage_fault = True
-            sb.committed(lim)
+        elif self.seq_unsaved:
+            self._commit_seq(sb.limit)
         return sb.take()
 
     # -- sending -------------------------------------------------------------
@@ -109,63 +132,82 @@ class Core:
         `ref`: arg = seq - ref (the protocol's "distance back" fields).
         `at`: event tick if earlier than now (the frame's age covers the delay).
         """
-        i = self.outbox.free_slot()
-        if i < 0:
-            self.hal.log("outbox full: type %d dropped" % mtype)
+        ob = self.outbox
+        n = ob.evicted
+        i = ob.free_slot(mtype)
+        if ob.evicted != n:
+            self.hal.log("outbox: type %d took an older message's slot" % mtype)
+        if i < 0:  # six alarms short of DELIVERED: the caller keeps its message and retries
+            self.hal.log("outbox full: type %d not queued" % mtype)
+            if self.refused != T_SOS and self.refused != T_FALL_CONFIRMED:
+                self.refused = mtype  # (an alarm waiting is not hidden by a later refusal)
             return 0
         seq = self._take_seq()
         if ref:
             d = seq - ref
             arg = d if d < 0xFFFFFF else 0xFFFFFF
-        self.outbox.put(i, seq, mtype, arg & 0xFFFFFF, now_ms, now_ms if at is None else at)
+        ob.put(i, seq, mtype, arg & 0xFFFFFF, now_ms, now_ms if at is None else at)
         if is_alarm(mtype):
-            self._note_alarm(seq, mtype, arg & 0xFFFFFF)
+            self.al_dirty = True  # recorded before its first transmission (_pump)
+        self._report_storage(now_ms)
+        return seq
+
+    def _report_storage(self, now_ms):
         if self.storage_fault:
             self.storage_fault = False
             self.send(T_FAULT, (F_STORAGE << 16) | (1 << 8), now_ms)
-        return seq
 
-    # The latest alarm-class message also goes to NVS until it is done, so that
-    # not even a power loss (RTC memory gone) loses it: recover_alarm() re-sends
-    # it after power-on with its own number (a retransmission; the hub
-    # acknowledges a duplicate with its current status). Its age restarts at 0:
-    # the tick it happened at did not survive.
-    def _note_alarm(self, seq, mtype, arg):
+    # -- the alarm record (firmware/apps/alarmrec.py) ----------------------------
+    # Every alarm-class message in the outbox is also in NVS until it is done, so that not
+    # even a power loss (RTC memory gone) loses it. A change (queued, settled, evicted,
+    # dropped) marks the record dirty; it is written once per step before anything goes
+    # on the air (_pump), so a cancel and the SOS it drops change it in one atomic write.
+    def _save_alarms(self):
+        self.al_dirty = False
         try:
-            self.hal.nvs_set(_NVS_AL_TYPE, mtype)
-            self.hal.nvs_set(_NVS_AL_ARG, arg)
-            self.hal.nvs_set(_NVS_AL_SEQ, seq - 0x100000000 if seq > 0x7FFFFFFF else seq)
-            self.al_seq = seq  # written last: the record is valid only once the number is there
+            self.hal.nvs_set_blob(alarmrec.KEY, self._rec, alarmrec.pack(self._rec, self.outbox))
         except OSError:
-            self.storage_fault = True
-
-    def _clear_alarm(self, seq):
-        if seq and seq == self.al_seq:
-            self.al_seq = 0
-            try:
-                self.hal.nvs_set(_NVS_AL_SEQ, 0)
-            except OSError:
-                self.storage_fault = True
+            self.storage_fault = True  # the next change tries again
+            return False
+        return True
 
     def recover_alarm(self, now_ms):
-        """After a fresh start: re-send an alarm that was still pending when power went."""
-        v = self.hal.nvs_get(_NVS_AL_SEQ, 0)
-        seq = v + 0x100000000 if v < 0 else v
-        mtype = self.hal.nvs_get(_NVS_AL_TYPE, 0)
+        """After a fresh start: re-queue the alarm-class messages pending when power went.
+
+        Each goes out again with its own number (a retransmission: the hub acknowledges a
+        duplicate with its current status); its age restarts at 0 (its tick is gone).
+        Returns the one for the app to show: the latest SOS / FALL_CONFIRMED, else the
+        latest message; 0 if none.
+        """
+        recs, old = alarmrec.read(self.hal, self._rec)
         ob = self.outbox
-        if not seq or seq >= self.seq.limit or not is_alarm(mtype) or ob.slot(seq) >= 0:
-            return 0
-        i = ob.free_slot()
-        if i < 0:
-            return 0
-        ob.put(i, seq, mtype, self.hal.nvs_get(_NVS_AL_ARG, 0) & 0xFFFFFF, now_ms, now_ms)
-        self.al_seq = seq
-        self.hal.log("re-sending alarm seq %d type %d after power loss" % (seq, mtype))
-        return seq
+        show = 0
+        show_alarm = False
+        for seq, mtype, arg in recs:
+            if not seq or not is_alarm(mtype) or ob.slot(seq) >= 0:
+                continue
+            if seq >= self.seq.limit:  # used although NVS never got its block's end
+                self.seq = SeqBlock(seq + 1)  # number on above it (committed before use)
+            i = ob.free_slot(mtype)
+            if i < 0:
+                continue
+            ob.put(i, seq, mtype, arg, now_ms, now_ms)
+            self.hal.log("re-sending seq %d type %d after power loss" % (seq, mtype))
+            a = mtype == T_SOS or mtype == T_FALL_CONFIRMED
+            if (a and not show_alarm) or (a == show_alarm and seq > show):
+                show = seq
+                show_alarm = a
+        if old and recs and self._save_alarms():
+            try:
+                alarmrec.forget_old(self.hal)
+            except OSError:
+                self.storage_fault = True
+        return show
 
     def on_freed(self, seq, mtype, status):
-        """The outbox is done with `seq`: its NVS record goes, the app hears (unless dropped)."""
-        self._clear_alarm(seq)
+        """The outbox is done with `seq`: the record changes, the app hears (unless dropped)."""
+        if is_alarm(mtype):
+            self.al_dirty = True
         if status >= 0:
             self.listener.on_done(seq, mtype, status)
 
@@ -214,7 +256,8 @@ class Core:
     def _transmit(self, i, now_ms):
         ob = self.outbox
         self.codec.encode(self._frame, ob.o_seq[i], ob.o_type[i], ob.o_arg[i],
-                          ticks_diff(now_ms, ob.o_at[i]), ob.retries[i].attempts + 1)
+                          ticks_diff(now_ms, ob.o_at[i]), ob.retries[i].attempts + 1,
+                          ob.o_old[i])
         build_adv(self._adv, self._frame)
         radio = self.hal.radio
         if not radio.is_on:
@@ -229,6 +272,9 @@ class Core:
         radio = self.hal.radio
         ob = self.outbox
         ob.expire(now_ms)
+        if self.al_dirty:  # before anything goes on the air: what is sent is recorded
+            self._save_alarms()
+            self._report_storage(now_ms)
         if radio.connected:
             if not self.was_connected:
                 self.was_connected = True
@@ -268,6 +314,9 @@ class Core:
 
     def next_ms(self, now_ms):
         ob = self.outbox
+        if self.refused and ob.victim(self.refused) >= 0:
+            self.refused = 0
+            return 0  # room again (an ack settled a message): the app may queue what waited
         d = ob.next_ms(now_ms, ticks_diff(self.hb_at, now_ms))
         radio = self.hal.radio
         if ob.adv_slot >= 0 and radio.advertising:

@@ -10,11 +10,37 @@ the hub's acknowledgement reaches the status it needs:
   FALL_SUSPECTED, routine        -> STORED; routine gives up after
                                    routine_attempts (the next heartbeat tells)
 
-A full outbox makes room by evicting its oldest routine message, never an
-alarm. Routine frames are held back while an alarm has no acknowledgement at
-all (docs/protocol.md). Which due message goes on the air next: alarms first,
+A full outbox makes room by evicting the message that loses least, oldest
+first among equals; what a new message may evict depends on its type:
+
+  rank  slot holds                                  loses              evicted for
+  0     a routine message                           one report (the    any message
+                                                    next one re-tells)
+  1     SOS_CANCEL, TEST, FALL_CANCELLED already    feedback only      any message
+        STORED (the hub has it durably and forwards
+        alarm-class messages first, docs/protocol.md)
+  2     SOS_CANCEL, TEST, FALL_SUSPECTED,           the message (a     alarm-class
+        FALL_CANCELLED the hub has not stored       lost cancel or
+                                                    test leaves an
+                                                    alarm standing:
+                                                    the safe side)
+  3     SOS, FALL_CONFIRMED already DELIVERED       HELP feedback      SOS,
+        (the platform has it)                                          FALL_CONFIRMED
+  -     SOS, FALL_CONFIRMED short of DELIVERED      never evicted
+
+So an SOS, FALL_CONFIRMED or FALL_SUSPECTED always gets a slot unless all six
+hold alarms short of DELIVERED (then an alarm is being sent anyway; the app
+keeps its new alarm and queues it as soon as a slot frees, firmware/apps/sos.py).
+Routine frames are held back while an alarm has no acknowledgement at all
+(docs/protocol.md). Which due message goes on the air next: alarms first,
 then the oldest event, one per advertising window. An acknowledgement counts
 only if it names a number in the outbox and raises that number's status.
+
+Event age: a tick distance is exact only up to 2**29 ms (6.2 days, shared/ticks.py)
+and an alarm may wait longer (hub broken for a week). Once a day the whole
+minutes of a slot's age move from its event tick into o_old (minutes,
+saturating where the frame's age field does); the device is awake at least
+every retry (<= 66 s) while a slot is in use, so the distance never wraps.
 
 The outbox only keeps the books: the Core numbers the messages, verifies the
 acknowledgements and drives the radio. Freeing a slot calls
@@ -41,6 +67,9 @@ from shared.retry import Retry
 from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 SLOTS = const(6)  # messages in flight: SOS + cancel + fault + low battery + heartbeat + 1
+_KEEP = const(9)  # eviction rank of an alarm short of DELIVERED: above every allowance
+_FOLD_MS = const(86400000)  # a day: ages move into o_old long before a tick distance wraps
+_OLD_MAX_MIN = const(0x7FFF)  # the frame's age field saturates here (22.7 days, protocol)
 
 
 def target_status(mtype):
@@ -51,6 +80,14 @@ def target_status(mtype):
     return ACK_STORED
 
 
+def _allowance(mtype):
+    """The highest eviction rank a new message of this type may evict (table above)."""
+    if mtype == T_SOS or mtype == T_FALL_CONFIRMED:
+        return 3
+    return 2 if is_alarm(mtype) else 1
+
+
+
 class Outbox:
     def __init__(self, cfg, listener):
         self.cfg = cfg
@@ -59,13 +96,15 @@ class Outbox:
         self.o_seq = [0] * SLOTS  # 0: free slot
         self.o_type = [0] * SLOTS
         self.o_arg = [0] * SLOTS
-        self.o_at = [0] * SLOTS  # tick of the event (frames carry its age)
+        self.o_at = [0] * SLOTS  # tick of the event (frames carry its age), less o_old
+        self.o_old = [0] * SLOTS  # whole minutes of age folded out of o_at (saturating)
         self.o_status = [0] * SLOTS  # best acknowledgement status so far
         self.o_since = [0] * SLOTS  # tick DELIVERED was reached (HELP wait)
         self.retries = [Retry() for _ in range(SLOTS)]
         self.adv_slot = -1  # slot whose frame is on the air
         self.adv_until = 0
         self.gave_up = 0
+        self.evicted = 0  # messages that made room for a newer one (diagnostics, tests)
 
     # -- slots ---------------------------------------------------------------
     def put(self, i, seq, mtype, arg, now_ms, at):
@@ -74,25 +113,44 @@ class Outbox:
         self.o_type[i] = mtype
         self.o_arg[i] = arg
         self.o_at[i] = at
+        self.o_old[i] = 0
         self.o_status[i] = 0
         self.o_since[i] = 0
         r = self.retries[i]
         r.max_attempts = 0 if is_alarm(mtype) else self.cfg.routine_attempts
         r.start(now_ms, (self._seed * 31 + seq) & 0xFFFF)
 
-    def free_slot(self):
-        """A free slot, else the oldest routine one, evicted; -1 if all hold alarms."""
-        oldest = -1
+    def _rank(self, i):
+        """How little evicting slot i loses (module docstring); _KEEP: never evicted."""
+        t = self.o_type[i]
+        st = self.o_status[i]
+        if not is_alarm(t):
+            return 0
+        if t == T_SOS or t == T_FALL_CONFIRMED:
+            return 3 if st >= ACK_DELIVERED else _KEEP
+        return 1 if st >= ACK_STORED else 2
+
+    def victim(self, mtype):
+        """The slot a new `mtype` message would take (free, or the one it would evict); -1: none."""
+        best = -1
+        best_rank = _allowance(mtype) + 1
         for i in range(SLOTS):
             if self.o_seq[i] == 0:
                 return i
-            if not is_alarm(self.o_type[i]) and (
-                oldest < 0 or ticks_diff(self.o_at[oldest], self.o_at[i]) > 0
-            ):
-                oldest = i
-        if oldest >= 0:  # evict the oldest routine message: the next heartbeat re-reports
-            self.free(oldest, 0)
-        return oldest
+            r = self._rank(i)
+            # oldest first among equals: numbers grow with time, even across power loss
+            if r < best_rank or (best >= 0 and r == best_rank and self.o_seq[i] < self.o_seq[best]):
+                best = i
+                best_rank = r
+        return best
+
+    def free_slot(self, mtype):
+        """A slot for a new `mtype` message, evicting one if need be; -1 if none may go."""
+        i = self.victim(mtype)
+        if i >= 0 and self.o_seq[i]:
+            self.evicted += 1
+            self.free(i, self.o_status[i])
+        return i
 
     def free(self, i, status):
         seq = self.o_seq[i]
@@ -158,7 +216,19 @@ class Outbox:
         if self.o_seq[i] == seq and self.o_status[i] >= target_status(self.o_type[i]):
             self.free(i, self.o_status[i])
 
+    def age(self, i, now_ms):
+        """Slot i's event age as (whole minutes, ms on top) for Codec.encode."""
+        return self.o_old[i], ticks_diff(now_ms, self.o_at[i])
+
     def expire(self, now_ms):
+        for i in range(SLOTS):  # ages over a day: whole minutes into o_old (module docstring)
+            if self.o_seq[i]:
+                d = ticks_diff(now_ms, self.o_at[i])
+                if d >= _FOLD_MS:
+                    m = d // 60000
+                    self.o_at[i] = ticks_add(self.o_at[i], m * 60000)
+                    m += self.o_old[i]
+                    self.o_old[i] = m if m < _OLD_MAX_MIN else _OLD_MAX_MIN
         for i in range(SLOTS):  # routine messages that ran out of attempts (after the last window)
             if self.o_seq[i] and not self.retries[i].active and not (
                 self.adv_slot == i and not ticks_reached(now_ms, self.adv_until)

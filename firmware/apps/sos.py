@@ -9,13 +9,20 @@ Policy (docs/device-behaviour.md):
 - A long press (held >= 3 s) cancels the active alarm, but never the alarm its
   own press raised: someone holding the button in panic is not cancelling.
   SOS -> SOS_CANCEL, a confirmed fall -> FALL_CANCELLED (arg = distance back).
-- A multi-press (>= 3 presses) whose first press raised the SOS turns it into a
-  weekly test: TEST with arg = distance back to that SOS (protocol: TEST
-  supersedes SOS); the SOS stops being sent.
+- EXACTLY three presses (shared.button's EV_MULTI, recognised only once the
+  gap after the third has passed with no fourth) whose first press raised the
+  SOS turn it into the weekly test: TEST with arg = distance back to that SOS
+  (protocol: TEST supersedes SOS); the SOS stops being sent. Four or more
+  presses (panic) stay an SOS, and so does a sequence that may have lost a
+  press while the device booted (see on_multi).
 - The alarm climbs sending -> received (STORED) -> help is being called
   (DELIVERED) -> help is on the way (HELP); each step has its own pattern, and
   25 s without any acknowledgement gives "not delivered yet" (repeated every
   30 s while the device is awake for a retry), while sending goes on.
+- An alarm the outbox cannot take (six alarms in flight) stays active and shows
+  "not delivered yet", never SENDING; it is queued once a slot frees. A cancel
+  or test takes the slot of the alarm it supersedes; if none can be had, the
+  alarm stands (never dropped for want of its cancel).
 """
 
 from firmware.feedback import (
@@ -27,6 +34,7 @@ from firmware.feedback import (
     P_SENDING,
     P_TEST_OK,
 )
+from firmware.hal import IN_BUTTON, bit
 from shared.compat import const
 from shared.frame import (
     ACK_DELIVERED,
@@ -46,6 +54,8 @@ _ENDED = const(2)  # cancelled, superseded by a test, or past the hold time
 
 _SENDING_SHOW_MS = const(25000)  # the sending pattern loops until "not delivered yet" may take over
 _ND_REPEAT_MS = const(30000)
+_DAY_MS = const(86400000)  # an alarm queued this late restarts its age (ticks stay exact)
+_PACE_NONE = const(0x1FFFFFFF)  # ticks.MAX_DIFF: "no second press yet"
 
 
 class Sos:
@@ -54,12 +64,18 @@ class Sos:
         self.alarm_seq = 0  # the alarm on display: an SOS or a FALL_CONFIRMED
         self.alarm_type = 0
         self.alarm_at = 0
+        self.hold_done = False  # sos_hold_min has passed since alarm_at (latched while exact)
         self.alarm_status = 0
         self.state = _NONE
         self.alarm_press = 0  # the press that raised it (0: not a press)
         self.fall_ref = 0  # FALL_SUSPECTED seq a fall cancel refers to
         self.press_id = 0
         self.seq_press = 0  # the press that opened the current press sequence
+        self.seq_pace = 0  # shortest time between press starts in that sequence (ms)
+        self.press_at = 0  # tick the last press started
+        self.boot_press = 0  # a press replayed after boot: the boot hid the button...
+        self.held_press = 0  # a press held through the restart that recovered the alarm
+        self.blind_ms = 0  # ...this long after it started (set by the app)
         self.cancel_seq = 0
         self.cancel_shown = False
         self.test_seq = 0
@@ -80,8 +96,8 @@ class Sos:
             self._show(P_CALLING, now_ms)
         elif s == ACK_STORED:
             self._show(P_RECEIVED, now_ms)
-        elif self.app.core.outbox.overdue(self.alarm_seq, now_ms):
-            self._show(P_NOT_DELIVERED, now_ms)
+        elif not self.alarm_seq or self.app.core.outbox.overdue(self.alarm_seq, now_ms):
+            self._show(P_NOT_DELIVERED, now_ms)  # not queued yet, or no acknowledgement in 25 s
         else:
             self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
 
@@ -94,15 +110,31 @@ class Sos:
         self.alarm_status = 0
         self.alarm_press = press
         self.state = _ACTIVE
-        self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
-        self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
+        self.hold_done = False
+        self._sending(seq, now_ms)  # seq 0: kept active, queued by step() once a slot may go
         return seq
+
+    def _sending(self, seq, now_ms):
+        """SENDING for a message just queued; "not delivered yet" at once if it could not be."""
+        if seq:
+            self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
+            self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
+        else:
+            self.nd_at = ticks_add(now_ms, _ND_REPEAT_MS)
+            self._show(P_NOT_DELIVERED, now_ms)
 
     # -- gestures --------------------------------------------------------------
     def on_press(self, now_ms, first_of_sequence, at=None):
         self.press_id += 1
+        t = now_ms if at is None else at
         if first_of_sequence:
             self.seq_press = self.press_id
+            self.seq_pace = _PACE_NONE
+        else:
+            d = ticks_diff(t, self.press_at)
+            if d < self.seq_pace:
+                self.seq_pace = d
+        self.press_at = t
         self._expire(now_ms)  # a press that wakes the device may come after the hold time
         if self.state == _ACTIVE:
             self._show_status(now_ms)  # "did it go through?"
@@ -111,45 +143,80 @@ class Sos:
         return self._raise(T_SOS, now_ms, self.press_id, 0, at)
 
     def on_long(self, now_ms):
-        if self.state != _ACTIVE or self.alarm_press == self.press_id:
+        if self.state != _ACTIVE or self.alarm_press == self.press_id or \
+                self.held_press == self.press_id:
             return 0  # nothing to cancel, or the panic hold of the press that raised it
         return self.cancel(now_ms)
 
     def cancel(self, now_ms):
         core = self.app.core
         if self.alarm_type == T_SOS:
-            seq = core.send(T_SOS_CANCEL, 0, now_ms, self.alarm_seq)
-        else:
-            seq = core.send(T_FALL_CANCELLED, 0, now_ms, self.fall_ref)
-        core.outbox.drop(self.alarm_seq)  # a late SOS after its cancel would confuse everyone
+            mtype = T_SOS_CANCEL
+            ref = self.alarm_seq
+        else:  # to the FALL_SUSPECTED; none sent: to the FALL_CONFIRMED itself
+            mtype = T_FALL_CANCELLED
+            ref = self.fall_ref if self.fall_ref else self.alarm_seq
+        seq = 0
+        if ref:  # (0: the alarm never left the device, the hub has nothing to cancel)
+            if not self._make_room(mtype, now_ms):
+                return 0
+            seq = core.send(mtype, 0, now_ms, ref)  # in the slot the alarm just left
         self.cancel_seq = seq
         self.cancel_shown = False
         self.state = _ENDED
-        self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
-        self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
+        if seq:
+            self._sending(seq, now_ms)
+        else:
+            self._show(P_CANCELLED, now_ms)
         return seq
 
     def on_multi(self, now_ms):
         if self.state != _ACTIVE or self.alarm_type != T_SOS or self.alarm_press != self.seq_press:
             return 0
-        core = self.app.core
-        seq = core.send(T_TEST, 0, now_ms, self.alarm_seq)
-        core.outbox.drop(self.alarm_seq)
+        if self.seq_press == self.boot_press and self.seq_pace <= self.blind_ms:
+            # Presses as fast as the boot was long: one may have gone unseen during the boot
+            # (four read as three). Ambiguous, so the SOS stands.
+            return 0
+        if not self._make_room(T_TEST, now_ms):
+            return 0
+        seq = self.app.core.send(T_TEST, 0, now_ms, self.alarm_seq)
         self.test_seq = seq
         self.state = _ENDED
-        self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
-        self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
+        self._sending(seq, now_ms)
         return seq
+
+    def _make_room(self, mtype, now_ms):
+        """Stop sending the alarm that a cancel or test of `mtype` supersedes, which frees a
+        slot for it; False (the alarm goes on, "not delivered yet") if no slot could take it:
+        an alarm is never dropped for want of the message that supersedes it."""
+        ob = self.app.core.outbox
+        if not ob.pending(self.alarm_seq) and ob.victim(mtype) < 0:
+            self._sending(0, now_ms)  # six alarms in flight: the elder may try again
+            return False
+        ob.drop(self.alarm_seq)  # a late SOS after its cancel would confuse everyone
+        return True
 
     def adopt(self, seq, mtype, now_ms):
         """A message recovered from NVS after a power loss: track and show it again."""
         self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
         if mtype == T_SOS or mtype == T_FALL_CONFIRMED:
+            if mtype == T_FALL_CONFIRMED:
+                # A cancel refers to the FALL_SUSPECTED, whose distance back the recovered
+                # FALL_CONFIRMED carries (docs/protocol.md); none sent: to this alarm itself.
+                ob = self.app.core.outbox
+                i = ob.slot(seq)
+                back = ob.o_arg[i] if i >= 0 else 0
+                self.fall_ref = seq - back if 0 < back < seq else seq
             self.alarm_seq = seq
             self.alarm_type = mtype
             self.alarm_at = now_ms
             self.alarm_status = 0
             self.alarm_press = 0
+            # The button held through the restart (a reset in a panic hold): the next press,
+            # that one, may be the panic hold of the press that raised it: never a cancel.
+            hal = self.app.hal
+            if hal.wake_inputs & bit(IN_BUTTON) or hal.input(IN_BUTTON):
+                self.held_press = self.press_id + 1
             self.state = _ACTIVE
             self._show(P_SENDING, now_ms, _SENDING_SHOW_MS)
         elif mtype == T_SOS_CANCEL or mtype == T_FALL_CANCELLED:
@@ -163,11 +230,23 @@ class Sos:
         self.fall_ref = suspected_seq
         return self._raise(T_FALL_CONFIRMED, now_ms, 0, suspected_seq)
 
+    def cancel_fall(self, suspected_seq, now_ms):
+        """"I'm fine" in the fall window: FALL_CANCELLED to the FALL_SUSPECTED, shown as it goes."""
+        if not suspected_seq:  # the FALL_SUSPECTED never left the device: nothing to cancel
+            self._show(P_CANCELLED, now_ms)
+            return 0
+        seq = self.app.core.send(T_FALL_CANCELLED, 0, now_ms, suspected_seq)
+        self.track_cancel(seq, now_ms)
+        return seq
+
     def track_cancel(self, seq, now_ms):
-        """A cancel sent by the app itself (fall window): show its progress."""
+        """A cancel sent by the app itself (fall window): show its progress (seq 0: not queued,
+        the FALL_SUSPECTED stands: the safe side)."""
         self.cancel_seq = seq
         self.cancel_shown = False
         self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
+        if not seq:
+            self._sending(0, now_ms)
 
     # -- acknowledgements and timers ----------------------------------------------
     def on_ack(self, seq, mtype, status, now_ms):
@@ -188,13 +267,39 @@ class Sos:
         return False
 
     def _expire(self, now_ms):
-        if (self.state == _ACTIVE and not self.app.core.outbox.pending(self.alarm_seq)
-                and ticks_diff(now_ms, self.alarm_at) >= self.app.cfg.sos_hold_min * 60000):
-            # Decided while ticks_diff is exact: the device wakes at least daily.
+        if self.state != _ACTIVE or not self.alarm_seq:
+            return  # (an alarm still waiting for a slot never expires: it must go out)
+        if not self.hold_done and \
+                ticks_diff(now_ms, self.alarm_at) >= self.app.cfg.sos_hold_min * 60000:
+            # Latched while the tick distance is exact: the app steps at least every retry
+            # (<= 66 s) while the alarm is sent and every heartbeat (<= 1 day) after; the
+            # alarm itself may be sent for longer than the 2**29 ms (6.2 days) ticks span.
+            self.hold_done = True
+        if self.hold_done and not self.app.core.outbox.pending(self.alarm_seq):
             self.state = _ENDED
+
+    def _requeue(self, now_ms):
+        """The alarm the full outbox could not take: queued as soon as a slot may go, and
+        "not delivered yet" every 30 s meanwhile. True if it showed something."""
+        core = self.app.core
+        t = self.alarm_type
+        if core.outbox.victim(t) >= 0:
+            d = ticks_diff(now_ms, self.alarm_at)  # the frame's age covers the wait
+            seq = core.send(t, 0, now_ms, self.fall_ref if t == T_FALL_CONFIRMED else 0,
+                            self.alarm_at if 0 <= d < _DAY_MS else None)
+            if seq:
+                self.alarm_seq = seq
+                self._sending(seq, now_ms)
+                return True
+        if ticks_reached(now_ms, self.nd_at):
+            self._sending(0, now_ms)
+            return True
+        return False
 
     def step(self, now_ms):
         self._expire(now_ms)
+        if self.state == _ACTIVE and not self.alarm_seq and self._requeue(now_ms):
+            return
         if self.state == _ACTIVE and self._not_delivered(self.alarm_seq, now_ms):
             return
         if self._not_delivered(self.cancel_seq, now_ms):

@@ -23,6 +23,8 @@ and buys nothing):
                               connectable) .stop() .advertising .connected
                               .take_ack(buf) -> n bytes (0 = none) .disconnect()
     hal.nvs_get(key, default) / hal.nvs_set(key, value)   durable i32 (committed)
+    hal.nvs_get_blob(key, buf) -> n (0: none) / hal.nvs_set_blob(key, buf, n)
+                              durable bytes; a write is atomic (old or new value)
     hal.rtc_read(buf) -> n / hal.rtc_write(buf, n)        survives deep sleep only
     hal.feed()                watchdog
     hal.wait(ms, wake_mask, wake_levels)   light sleep or idle; returns early on

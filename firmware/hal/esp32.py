@@ -267,6 +267,20 @@ class Esp32Hal:
         n.set_i32(key, value)
         n.commit()  # durable only now (esp32.NVS docs)
 
+    def nvs_get_blob(self, key, buf):
+        try:
+            return esp32.NVS("carebeacon").get_blob(key, buf)
+        except OSError:  # not found, or longer than buf
+            return 0
+
+    def nvs_set_blob(self, key, buf, n):
+        nv = esp32.NVS("carebeacon")
+        # One key is all-or-nothing: ESP-IDF NVS writes the new entry before it erases the
+        # old one, so a power cut leaves one or the other (ESP-IDF "Non-Volatile Storage
+        # Library", Security, Tampering, and Robustness).
+        nv.set_blob(key, memoryview(buf)[:n])
+        nv.commit()
+
     def rtc_read(self, buf):
         m = self._mem
         if m[0] != 0x48 or m[1] != 0x57:

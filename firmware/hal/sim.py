@@ -268,6 +268,25 @@ class SimHal:
         if p.nvs_hook:
             p.nvs_hook(key, value, "after")
 
+    def nvs_get_blob(self, key, buf):
+        v = self.plat.nvs.get(key)
+        if not isinstance(v, bytes) or len(v) > len(buf):
+            return 0  # absent, an integer, or longer than buf: as the ESP32 HAL
+        buf[: len(v)] = v
+        return len(v)
+
+    def nvs_set_blob(self, key, buf, n):
+        p = self.plat
+        if p.nvs_fail:
+            raise OSError("NVS write failed (simulated)")
+        v = bytes(buf[:n])
+        if p.nvs_hook:
+            p.nvs_hook(key, v, "before")
+        p.nvs[key] = v  # one key: the old or the new value survives, never a mix
+        p.nvs_writes += 1
+        if p.nvs_hook:
+            p.nvs_hook(key, v, "after")
+
     def rtc_read(self, buf):
         data = self.plat.rtc
         buf[: len(data)] = data

@@ -8,11 +8,11 @@ memory and NVS with the latched wake cause. Energy is accounted per mode
 connected, LED, tone, vibration) for bench/energy_budget.py.
 """
 
+from firmware import safeboot
 from firmware.apps.common import loop_once
 from firmware.hal import (
     FOREVER,
     N_INPUTS,
-    SAFE_BOOT_HOLD_MS,
     WAKE_PIN,
     WAKE_POWER_ON,
     WAKE_TIMER,
@@ -41,6 +41,7 @@ class SimDevice:
         self._acc_at = 0
         self._wake = (WAKE_TIMER, 0)
         self._plan = None  # ("wait" | "deep", end, mask, levels): re-planned on script changes
+        self._boot_held = False
         for s in plat.inputs:
             s.listener = self
         self.sleeps = 0
@@ -94,6 +95,7 @@ class SimDevice:
         self.cause = cause
         self.reset_at = t
         self.state = "booting"
+        self._boot_held = False  # main.py's safe-boot wait for a held input is over
         self.plat.counts["boots"] += 1
         self.next_at = t + self.plat.board.boot_ms
         p = self.plat
@@ -115,9 +117,15 @@ class SimDevice:
             self._reset(WAKE_POWER_ON, p.now)
             return
         if self.state == "booting":
-            if self._safe_boot():
-                return
             self.hal = SimHal(self, self.cause, self.wake_inputs)
+            if not self._boot_held:
+                start_at = self._safe_boot()
+                if start_at is None:
+                    return
+                if start_at > p.now:  # main.py waits for the release of the held input
+                    self._boot_held = True
+                    self.next_at = start_at
+                    return
             self.app = p.app_class(self.hal, p.cfg)
             self.state = "run"
             try:
@@ -136,20 +144,22 @@ class SimDevice:
             self.power_loss()
 
     def _safe_boot(self):
+        """firmware/main.py safe_boot(): None if safe boot, else when the app may start
+        (a held input released before the hold time: its release)."""
         p = self.plat
         b = p.board
         if self.cause != WAKE_POWER_ON:
-            return False
+            return p.now
         i = b.safe_boot_input
         t0 = p.inputs[i].first_at(True, self.reset_at, self.reset_at + b.safe_boot_window_ms)
-        if t0 is None:
-            return False
-        released = p.inputs[i].first_at(False, t0, t0 + SAFE_BOOT_HOLD_MS)
+        if t0 is None or safeboot.alarm_pending(self.hal):
+            return p.now
+        released = p.inputs[i].first_at(False, t0, t0 + safeboot.hold_ms(p.cfg.kind, b))
         if released is not None:
-            return False
+            return max(released, p.now)
         self.state = "safe"  # the app never starts: the REPL is free
         self.next_at = None
-        return True
+        return None
 
     def replan(self):
         if self._plan is None or self.state not in ("wait", "deep"):

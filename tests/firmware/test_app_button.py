@@ -236,7 +236,7 @@ def test_low_battery_warns_hub_and_elder_quietly_at_night():
 
 def test_safe_boot_skips_the_app():
     rig = Rig("button", power_on=False)
-    rig.plat.inputs[IN_BUTTON].pulse(0, 3500)
+    rig.plat.inputs[IN_BUTTON].pulse(0, 10_500)  # the SOS button: 10 s (firmware/safeboot.py)
     rig.dev.power_on(0)
     rig.run(MIN)
     assert rig.dev.state == "safe"

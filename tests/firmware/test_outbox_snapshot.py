@@ -47,7 +47,7 @@ def test_an_alarm_pending_across_deep_sleep_goes_on_where_it_was():
     rig.press(rig.now + SEC, 200)
     sleeps = rig.dev.sleeps
     rig.run(2 * 60 * SEC)  # burst, then backoff: deep sleep between retries
-    seq = rig.plat.nvs["al_seq"]  # the SOS's number (the hub heard nothing)
+    seq = int.from_bytes(rig.plat.nvs["alarms"][2:6], "big")  # the SOS's number (1st record)
     assert seq and rig.dev.sleeps > sleeps
     while rig.dev.state != "deep":
         rig.run(20)

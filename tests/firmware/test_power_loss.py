@@ -76,7 +76,7 @@ def test_a_pending_sos_survives_a_power_loss():
     rig.run(3 * MIN)
     sos = rig.messages(T_SOS)
     assert len(sos) == 1, "re-sent after power-on, with its own number"
-    assert rig.plat.nvs.get("al_seq") == 0, "cleared once help was acknowledged"
+    assert rig.plat.nvs["alarms"][1] == 0, "cleared once help was acknowledged"
     assert "HELP" in rig.patterns()
     assert rig.unique() == ""
 

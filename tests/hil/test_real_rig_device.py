@@ -316,6 +316,7 @@ def test_the_firmware_pattern_traces_name_the_pattern_played(tmp_path):
 
         fb = F.Feedback(Hal())
         for name in {names!r}:
+            fb.stop()  # a held pattern (the fall window) refuses the next until stopped
             fb.play(getattr(F, name), 0)
     """))
     printed = out.splitlines()
