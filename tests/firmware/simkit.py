@@ -164,3 +164,18 @@ class Forger:
         if self._queue and (t is None or self._queue[0][0] < t):
             t = self._queue[0][0]
         return t
+
+
+class _NoListener:
+    def on_freed(self, seq, mtype, status):
+        pass
+
+
+def bare_outbox(device_id=1):
+    """An Outbox on its own, no app around it (for tests of its rules)."""
+    from firmware.apps.outbox import Outbox
+
+    cfg = configs.Config()  # the firmware's defaults
+    cfg.device_id = device_id
+    return Outbox(cfg, _NoListener())
+

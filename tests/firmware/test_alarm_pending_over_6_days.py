@@ -9,9 +9,8 @@ short tick distance (firmware/apps/outbox.py), the hold time latched while exact
 """
 
 import pytest
-from simkit import HOUR, MIN, SEC, Rig
+from simkit import HOUR, MIN, SEC, Rig, bare_outbox
 
-from firmware.apps.outbox import Outbox
 from shared.frame import T_SOS, Codec, decode_age, encode_age
 from shared.ticks import ticks_add
 
@@ -43,21 +42,9 @@ def test_an_sos_retried_for_a_week_keeps_its_age_and_ends_after_help():
     assert rig.unique() == ""
 
 
-class _Cfg:
-    device_id = 1
-    routine_attempts = 8
-    help_wait_min = 60
-    adv_window_ms = 1500
-    hub_linger_ms = 1000
-
-
-class _Quiet:
-    def on_freed(self, seq, mtype, status):
-        pass
-
 
 def test_the_outbox_folds_old_ages_into_minutes_and_saturates_with_the_field():
-    ob = Outbox(_Cfg(), _Quiet())
+    ob = bare_outbox(1)
     t0 = 0x3FFFF000  # near the tick wrap
     ob.put(0, 5, T_SOS, 0, t0, ticks_add(t0, -600))  # pressed 0.6 s before it was queued
     now = t0

@@ -7,10 +7,10 @@ it, the app keeps the new alarm, says "not delivered yet" and queues it once a s
 never showing SENDING for a message that is not being sent.
 """
 
-from simkit import MIN, SEC, Rig
+from simkit import MIN, SEC, Rig, bare_outbox
 from test_app_bracelet import Wrist
 
-from firmware.apps.outbox import SLOTS, Outbox
+from firmware.apps.outbox import SLOTS
 from shared.frame import (
     ACK_DELIVERED,
     ACK_STORED,
@@ -231,22 +231,10 @@ def test_im_fine_after_a_fall_the_outbox_could_not_take_tells_the_hub_nothing():
     assert not outbox_full_logs(rig)[1:], "only the FALL_SUSPECTED found no slot"
 
 
-class _Cfg:
-    device_id = 4242
-    routine_attempts = 8
-    help_wait_min = 60
-    adv_window_ms = 1500
-    hub_linger_ms = 1000
-
-
-class _Quiet:
-    def on_freed(self, seq, mtype, status):
-        pass
-
 
 def _outbox(entries):
     """An outbox holding (type, status) per slot, numbered 1.. in order."""
-    ob = Outbox(_Cfg(), _Quiet())
+    ob = bare_outbox(4242)
     for k, (mtype, status) in enumerate(entries):
         ob.put(k, k + 1, mtype, 0, 0, 0)
         ob.o_status[k] = status
