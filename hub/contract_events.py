@@ -248,8 +248,11 @@ def build_event(*, ref: str, hub: str, county: str, household: str, type: str,
     if type == "cancel" and cancels is None:
         raise ValueError("a cancel must name the alarm it cancels")
     if cancels is not None:
-        if type not in ("cancel", "test") or parse_ref(cancels)[0] != hub or cancels == ref:
-            raise ValueError(f"only cancel/test name another alarm of this hub: {cancels!r}")
+        # a confirmed fall supersedes its fall_suspected early warning
+        may = type in ("cancel", "test") or (type == "automatic_alarm" and cause == "fall")
+        if not may or parse_ref(cancels)[0] != hub or cancels == ref:
+            raise ValueError(
+                f"only cancel/test/a confirmed fall name another alarm of this hub: {cancels!r}")
         msg["cancels"] = cancels
     if (type in ("fault", "restoral")) != (fault is not None):
         raise ValueError("fault and restoral events (and only they) carry `fault`")

@@ -66,7 +66,9 @@ def map_frame(f: Frame) -> Mapped | None:
         # early warning while the wearer's cancel window runs: an alarm, below a confirmed fall
         return Mapped("automatic_alarm", cause="fall_suspected", priority=3)
     if t == F.T_FALL_CONFIRMED:
-        return Mapped("automatic_alarm", cause="fall")
+        # supersedes its FALL_SUSPECTED (arg = distance back; 0: none was sent), so the
+        # platform keeps one fall alarm active and the hub stops repeating the early warning
+        return Mapped("automatic_alarm", cause="fall", cancels_seq=_back(f))
     if t == F.T_FALL_CANCELLED:
         back = _back(f)
         return Mapped("cancel", cancels_seq=back) if back else None  # nothing was raised

@@ -11,7 +11,8 @@ message's number with another's type, and no message pushes another out of it.
     2 + 8k: seq (4, big-endian), type (1), arg (3)   (the frame's own fields)
 
 A FALL_CONFIRMED's arg is its distance back to the FALL_SUSPECTED, so a recovered one
-still knows what a cancel refers to. A later version may add fields per entry: it
+still names the FALL_SUSPECTED it supersedes (a cancel of it names the FALL_CONFIRMED
+itself). A later version may add fields per entry: it
 changes byte 0 (this reader then ignores the record) and must stay within REC_MAX.
 
 Firmware before this record kept only the latest message, in three i32 keys written

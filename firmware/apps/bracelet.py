@@ -10,7 +10,8 @@ shared.fall.FallDetector and shared.fall.Wear. Fall handling:
   hold the button 3 s in the window  -> FALL_CANCELLED ("I'm fine")
   a short press in the window        -> FALL_CONFIRMED now ("I need help")
   the window runs out                -> FALL_CONFIRMED, then shown like an SOS
-                                        (and cancellable by a long press)
+                                        (a long press cancels it: FALL_CANCELLED
+                                        naming the FALL_CONFIRMED)
 
 Outside a fall window the button is the SOS button (firmware/apps/sos.py).
 No falls are reported while charging (it is on the table). Activity summaries

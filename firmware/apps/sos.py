@@ -8,7 +8,9 @@ Policy (docs/device-behaviour.md):
   always ask "did it go through?".
 - A long press (held >= 3 s) cancels the active alarm, but never the alarm its
   own press raised: someone holding the button in panic is not cancelling.
-  SOS -> SOS_CANCEL, a confirmed fall -> FALL_CANCELLED (arg = distance back).
+  SOS -> SOS_CANCEL, a confirmed fall -> FALL_CANCELLED (arg = distance back to
+  the FALL_CONFIRMED: it superseded its FALL_SUSPECTED, so it is the alarm the hub
+  holds active).
 - EXACTLY three presses (shared.button's EV_MULTI, recognised only once the
   gap after the third has passed with no fourth) whose first press raised the
   SOS turn it into the weekly test: TEST with arg = distance back to that SOS
@@ -68,7 +70,7 @@ class Sos:
         self.alarm_status = 0
         self.state = _NONE
         self.alarm_press = 0  # the press that raised it (0: not a press)
-        self.fall_ref = 0  # FALL_SUSPECTED seq a fall cancel refers to
+        self.fall_ref = 0  # the FALL_SUSPECTED a FALL_CONFIRMED supersedes (its arg when queued)
         self.press_id = 0
         self.seq_press = 0  # the press that opened the current press sequence
         self.seq_pace = 0  # shortest time between press starts in that sequence (ms)
@@ -153,9 +155,10 @@ class Sos:
         if self.alarm_type == T_SOS:
             mtype = T_SOS_CANCEL
             ref = self.alarm_seq
-        else:  # to the FALL_SUSPECTED; none sent: to the FALL_CONFIRMED itself
+        else:  # to the FALL_CONFIRMED, which superseded its FALL_SUSPECTED at the hub; not
+            # queued yet (a full outbox): to the FALL_SUSPECTED, the alarm the hub still holds
             mtype = T_FALL_CANCELLED
-            ref = self.fall_ref if self.fall_ref else self.alarm_seq
+            ref = self.alarm_seq if self.alarm_seq else self.fall_ref
         seq = 0
         if ref:  # (0: the alarm never left the device, the hub has nothing to cancel)
             if not self._make_room(mtype, now_ms):
@@ -200,13 +203,8 @@ class Sos:
         """A message recovered from NVS after a power loss: track and show it again."""
         self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
         if mtype == T_SOS or mtype == T_FALL_CONFIRMED:
-            if mtype == T_FALL_CONFIRMED:
-                # A cancel refers to the FALL_SUSPECTED, whose distance back the recovered
-                # FALL_CONFIRMED carries (docs/protocol.md); none sent: to this alarm itself.
-                ob = self.app.core.outbox
-                i = ob.slot(seq)
-                back = ob.o_arg[i] if i >= 0 else 0
-                self.fall_ref = seq - back if 0 < back < seq else seq
+            # A cancel names this alarm itself: a recovered FALL_CONFIRMED carries its
+            # FALL_SUSPECTED's distance back in its own arg, and supersedes it at the hub.
             self.alarm_seq = seq
             self.alarm_type = mtype
             self.alarm_at = now_ms

@@ -72,8 +72,9 @@ def test_bracelet_fall(open_home, answer):
         assert not s.events("automatic_alarm", "bracelet", since=t, cause="fall")
         s.metrics.expected = 2
     else:
-        fref, _e, _t = s.wait_event("automatic_alarm", "bracelet", since=t, cause="fall",
-                                    timeout_ms=40_000)
+        fref, fall, _t = s.wait_event("automatic_alarm", "bracelet", since=t, cause="fall",
+                                      timeout_ms=40_000)
+        assert fall["cancels"] == sref, "the confirmed fall supersedes its early warning"
         s.operator_ack(fref)
         s.until(lambda: "HELP" in s.patterns("bracelet", t), 60_000, "HELP on the wrist")
         s.metrics.expected = 2

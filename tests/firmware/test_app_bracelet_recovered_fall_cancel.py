@@ -2,8 +2,10 @@
 
 Review finding 8: sos.adopt() did not restore fall_ref, so the wearer's 3 s hold sent
 FALL_CANCELLED with arg 0, which the hub maps to "nothing was raised" (hub/events.py),
-while the bracelet showed CANCELLED. adopt() now takes the reference from the recovered
-FALL_CONFIRMED's arg (distance back to its FALL_SUSPECTED, docs/protocol.md).
+while the bracelet showed CANCELLED. A cancel of a confirmed fall names the FALL_CONFIRMED
+itself (docs/protocol.md): it superseded its FALL_SUSPECTED at the hub (hub/events.py), so it
+is the alarm the platform holds active; the recovered FALL_CONFIRMED keeps its own reference
+to the FALL_SUSPECTED in its arg.
 """
 
 from simkit import MIN, SEC, Rig
@@ -29,12 +31,13 @@ def test_recovered_fall_cancels_the_fall_it_raised():
     fc = rig.messages(T_FALL_CONFIRMED)
     assert len(fc) == 1 and fc[0].arg, "re-sent with its reference to the FALL_SUSPECTED"
     suspected = fc[0].seq - fc[0].arg
+    assert map_frame(fc[0]).cancels_seq == suspected, "it supersedes its FALL_SUSPECTED"
     cancels = rig.messages(T_FALL_CANCELLED)
     assert len(cancels) == 1
     c = cancels[0]
-    assert c.seq - c.arg == suspected, "the cancel refers to the same FALL_SUSPECTED"
+    assert c.seq - c.arg == fc[0].seq, "the cancel refers to the recovered FALL_CONFIRMED"
     mapped = map_frame(c)
-    assert mapped is not None and mapped.type == "cancel" and mapped.cancels_seq == suspected
+    assert mapped is not None and mapped.type == "cancel" and mapped.cancels_seq == fc[0].seq
     assert "CANCELLED" in rig.patterns(since=t)
 
 
@@ -47,7 +50,7 @@ def test_recovered_fall_without_a_suspected_cancels_the_fall_itself():
     now = app.hal.ticks_ms()
     seq = app.core.send(T_FALL_CONFIRMED, 0, now)
     app.sos.adopt(seq, T_FALL_CONFIRMED, now)  # as after a power loss (fresh start)
-    assert app.sos.fall_ref == seq
+    assert app.sos.alarm_seq == seq
     t = rig.now
     rig.press(t + SEC, 3500)
     rig.run(MIN)
