@@ -52,6 +52,9 @@ PUMP_LOW_WATER = 20
 # FULL commit each) queued in one loop iteration, and so how long an ack write or a new
 # frame waits during a drain (2000 alarms: a new SOS STORED in ~2.5 s instead of ~5 s at 150).
 PUMP_MAX_IN_FLIGHT = 40
+# Alarm refs remembered as cancelled or superseded (never repeated again): far more than can be
+# in flight (PUMP_MAX_IN_FLIGHT) or repeating at once.
+SUPERSEDED_KEPT = 1024
 
 
 class Outbox:
@@ -86,13 +89,20 @@ class Outbox:
         self.refusal_reasons: dict[int | str, bool] = {}
         self._refusals_checked = 0  # mono ms
         self.repeat_at: dict[str, int] = {}  # delivered alarm ref -> mono ms to publish again
+        self.superseded: dict[str, None] = {}  # alarm refs cancelled or superseded, oldest first
         self.repeat_until: dict[str, int] = {}
 
     def _resume_repeats(self, now: int) -> None:
-        # a restarted hub resumes repeating the alarms no operator has acknowledged yet
+        # a restarted hub resumes repeating the alarms no operator has acknowledged yet,
+        # unless the elder cancelled them or a later event superseded them
         wall = self.clock.wall_ms()
-        for ev in self.store.awaiting_help(wall - self.alarm_repeat_for_ms):
-            if self._is_alarm(ev.payload_json):
+        since = wall - self.alarm_repeat_for_ms
+        for ev in self.store.superseding(since):
+            cancels = json.loads(ev.payload_json).get("cancels")
+            if cancels:
+                self._superseded(cancels)
+        for ev in self.store.awaiting_help(since):
+            if self._is_alarm(ev.payload_json) and ev.ref not in self.superseded:
                 self.repeat_at[ev.ref] = now + self.alarm_repeat_ms
                 self.repeat_until[ev.ref] = (
                     now + self.alarm_repeat_for_ms - (wall - (ev.delivered_ms or wall))
@@ -161,7 +171,13 @@ class Outbox:
             self.defer(self._commit_marks)
         self.counters["delivered"] += 1
         ev = self.store.get(ref)
-        if ev is not None and ev.alarm and ev.state < 2 and self._is_alarm(ev.payload_json):
+        if (
+            ev is not None
+            and ev.alarm
+            and ev.state < 2
+            and ref not in self.superseded  # e.g. cancelled while its publish was in flight
+            and self._is_alarm(ev.payload_json)
+        ):
             now = self.clock.mono_ms()
             self.repeat_at[ref] = now + self.alarm_repeat_ms
             self.repeat_until[ref] = now + self.alarm_repeat_for_ms
@@ -242,8 +258,15 @@ class Outbox:
             self._refusals_over()
 
     def stop_repeating(self, ref: str) -> None:
+        """The alarm was cancelled or superseded: no operator ack is coming for it."""
+        self._superseded(ref)
         self.repeat_at.pop(ref, None)
         self.repeat_until.pop(ref, None)
+
+    def _superseded(self, ref: str) -> None:
+        self.superseded[ref] = None
+        if len(self.superseded) > SUPERSEDED_KEPT:
+            del self.superseded[next(iter(self.superseded))]
 
     def repeat_alarms(self, now: int) -> None:
         for ref, at in list(self.repeat_at.items()):

@@ -250,6 +250,11 @@ class Store(StoreFile):
         with self._lock:
             return self._rows(disk.AWAITING_HELP_SQL, (since_ms,))
 
+    def superseding(self, since_ms: int) -> list[Event]:
+        """Events received at or after `since_ms` that cancel or supersede another."""
+        with self._lock:
+            return self._rows(disk.SUPERSEDING_SQL, (since_ms,))
+
     def status_of(self, device_id: int, seq: int) -> int | None:
         """The acknowledgement status for a repeated frame (ACK_STORED/DELIVERED/HELP), or
         None: unknown, or held in memory and not delivered yet (do not acknowledge)."""

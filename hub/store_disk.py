@@ -38,6 +38,9 @@ PROMOTED_SQL = (
 AWAITING_HELP_SQL = ("SELECT %s FROM events WHERE state = 1 AND alarm = 1 AND delivered_ms >= ?"
                      " ORDER BY id" % EVENT_COLUMNS)
 BY_REF_SQL = "SELECT %s FROM events WHERE ref = ?" % EVENT_COLUMNS
+# events received at or after a time that cancel or supersede another (their JSON is compact)
+SUPERSEDING_SQL = ("SELECT %s FROM events WHERE recv_ms >= ? AND payload_json LIKE"
+                   " '%%\"cancels\":%%' ORDER BY id" % EVENT_COLUMNS)
 
 
 def lookup(db: sqlite3.Connection, key: tuple[int, int]) -> tuple[int, str, int] | None:
