@@ -280,7 +280,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         rssi: int | None,
         cancels: str | None = None,
     ) -> str:
-        """The event's JSON. The RSSI is left out unless the contract can carry it. Should a
+        """The event's JSON (`rssi` already through usable_rssi: on_frame). Should a
         device's room or location not fit the contract (hub.toml is checked on loading, so
         this is a bug), the event still goes out with them cut to the contract's lengths: an
         alarm is never held back over a detail."""
@@ -296,7 +296,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             cause=m.cause,
             priority=m.priority,
             battery=m.battery,
-            rssi=usable_rssi(rssi),
+            rssi=rssi,
             cancels=cancels,
             fault=m.fault,
             info=m.info,
