@@ -45,6 +45,7 @@ from hub import contract, events as E
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
 from hub.home import HomeWatch
 from hub.pipeline_acks import DeviceAcks, DeviceRuntime
+from hub.pipeline_cancels import fall_cancel_target
 from hub.pipeline_hub_events import HubEvents
 from hub.pipeline_outbox import Outbox
 from hub.pipeline_replays import ORIGINS_KEPT, ReplayChecks
@@ -213,7 +214,10 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         payload = ""
         cancels = None
         if mapped is not None:
-            cancels = self.store.ref_for(dev_id, mapped.cancels_seq) if mapped.cancels_seq else None
+            target = mapped.cancels_seq
+            if target and f.mtype == F.T_FALL_CANCELLED:
+                target = fall_cancel_target(self.store, dev_id, target)
+            cancels = self.store.ref_for(dev_id, target) if target else None
             payload = self._event_json(ref, mapped, dev, event_ms, wall, rssi, cancels=cancels)
         elif f.mtype == F.T_FAULT:
             log.warning(

@@ -121,3 +121,35 @@ def test_the_contract_allows_cancels_only_on_a_confirmed_fall(schemas):
         assert not schemas.is_valid("event", {**msg, "cause": cause})
     manual = {k: v for k, v in msg.items() if k != "cause"}
     assert not schemas.is_valid("event", {**manual, "type": "manual_alarm"})
+
+
+def test_a_cancel_naming_a_confirmed_fall_the_hub_never_heard_cancels_its_suspected_fall(home):
+    """The wearer cancels after the window while the FALL_CONFIRMED is still unheard (out of
+    range): the bracelet stops sending it, and its cancel names a frame the hub never got.
+    The platform holds only the FALL_SUSPECTED, so that is what the cancel closes."""
+    home.send(BRACELET, F.T_FALL_SUSPECTED, seq=5)
+    sus_ref = home.pub.events[-1][0]
+    home.core.on_delivered(sus_ref)
+    home.send(BRACELET, F.T_ACTIVITY, arg=(3 << 8) | 5, seq=6)  # routine, in the window
+    # seq 7 FALL_CONFIRMED (arg 2) never reached the hub; seq 9 names it, 2 back
+    home.send(BRACELET, F.T_FALL_CANCELLED, arg=2, seq=9)
+    cancel_ref, cancel = home.pub.events[-1]
+    assert cancel_ref == home.store.ref_for(BRACELET, 9)
+    assert (cancel["type"], cancel["cancels"]) == ("cancel", sus_ref)
+    assert home.core.repeat_at == {}  # the early warning is no longer repeated
+    for _ in range(3):
+        repeat_once(home)
+    assert count(home, sus_ref) == 1
+    home.published()
+
+
+def test_an_unknown_ref_past_another_alarm_is_named_as_it_is(home):
+    """Only the device's latest alarm before the unknown frame may stand for it: with a
+    cancelled fall in between, the unknown frame is not that fall's confirmation."""
+    home.send(BRACELET, F.T_FALL_SUSPECTED, seq=5)
+    sus_ref = home.pub.events[-1][0]
+    home.send(BRACELET, F.T_FALL_CANCELLED, arg=1, seq=6)
+    assert home.pub.events[-1][1]["cancels"] == sus_ref
+    home.send(BRACELET, F.T_FALL_CANCELLED, arg=3, seq=10)  # names seq 7, never heard
+    assert home.pub.events[-1][1]["cancels"] == home.store.ref_for(BRACELET, 7)
+    home.published()
