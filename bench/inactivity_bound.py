@@ -18,6 +18,33 @@ learned or fixed function of the time of day (and of the last room) can meet the
 with zero false alarms: Cuddihy-style profiles, fixed periods and carebeacon's detector
 are all of that kind. Methods with more context (the length of the previous activity, a
 person's routine as a sequence) are not covered by it.
+
+Start-indexed lines (`start_detection_times`, rows `bound-start*`): the threshold is a
+function of the time of day the stillness *began* (the last sign of life), not of the time
+of day now: T(start) = the longest at-home still period that began within +-`pool_s` of that
+start time of day (circularly, over the whole labelled span). Per start *minute* it would be
+a 1-min overfit (a minute with no past start would alarm at once), so the value is pooled
+over +-30 min (`bound-start30`) and +-60 min (`bound-start60`) of start time: the widest
+still period begun anywhere in that window. It is zero-false-alarm by construction (every
+real period began inside its own window). It is not the tightest start line (the unpooled
+one is lower, and fits single spells): it is what a learner pooling the spells begun within
++-30 min (+-60 min) of a start, as the shipped detector pools +-1 h of bins, would learn from
+the whole span with no margin.
+
+Combining it with the time-of-day line L(now) (`bound-either*`): a rule that alarms when
+stillness exceeds EITHER line (the earlier of the two) fires on the real stream as soon as
+either line alone would, so it is zero-false-alarm exactly when each line alone is; with
+each at its own bound it is zero-false-alarm and detects each cut at the earlier of the two
+bounds, never later than either alone. A rule that alarms when stillness exceeds BOTH lines
+(the later of the two) is zero-false-alarm with each at its bound too, but then detects at
+the later of the two, never sooner than either alone; it helps only if both lines are
+lowered together (a real period need only stay under one of them at each moment), which is
+a joint choice with no single minimal pair (lowering one forces the other up), and the
+per-cut best of it (ignoring that one pair must serve all cuts) is a line over (start, now)
+pairs: a still spell matched to itself. So `bound-either*` is the EITHER rule at the two
+bounds: the fastest zero-false-alarm EITHER rule over these two lines, and the combination
+whose lines can be learned separately without raising each other's false alarms (a learned
+EITHER rule's false alarms are the union of its lines', so each line must be safe alone).
 """
 
 from __future__ import annotations
@@ -33,14 +60,20 @@ HORIZON_S = 72 * 3600  # as bench/inactivity_eval.py: slower counts as a miss
 _SLOTS = DAY_S // SLOT_S
 
 
-def still_lines(home: Home, frames: list[Frame], per_room: bool) -> dict[str, list[float]]:
-    """Room (or "" for the whole home) -> per-minute longest at-home stillness, seconds."""
+def _periods(home: Home, frames: list[Frame], per_room: bool):
+    """(start, end, room) of each still period at home within the labelled span."""
     signs = _signs(frames, per_room)
     lo, hi = home.labelled
-    lines: dict[str, list[float]] = {}
     for (a, room), (b, _) in zip(signs, signs[1:], strict=False):
         if a < lo or b > hi or any(x < b and a < y for x, y in home.absences):
             continue  # outside the labels, or the resident was out: not at-home stillness
+        yield a, b, room
+
+
+def still_lines(home: Home, frames: list[Frame], per_room: bool) -> dict[str, list[float]]:
+    """Room (or "" for the whole home) -> per-minute longest at-home stillness, seconds."""
+    lines: dict[str, list[float]] = {}
+    for a, b, room in _periods(home, frames, per_room):
         line = lines.setdefault(room, [0.0] * _SLOTS)
         t = a
         while t < b:
@@ -70,6 +103,41 @@ def detection_times(home: Home, frames: list[Frame], cuts: list[float],
             t += SLOT_S
         out.append(min(t - c, float(HORIZON_S)))
     return out
+
+
+def start_line(home: Home, frames: list[Frame], pool_s: float) -> list[float]:
+    """Per start minute of the day: the longest at-home still period (seconds) that began
+    within +-pool_s of it, circularly over the day (0 where none began)."""
+    own = [0.0] * _SLOTS
+    for a, b, _ in _periods(home, frames, False):
+        k = int(a % DAY_S) // SLOT_S
+        own[k] = max(own[k], b - a)
+    w = int(pool_s) // SLOT_S
+    return [max(own[(k + j) % _SLOTS] for j in range(-w, w + 1)) for k in range(_SLOTS)]
+
+
+def start_detection_times(home: Home, frames: list[Frame], cuts: list[float],
+                          pool_s: float) -> list[float]:
+    """As detection_times, for the start-indexed line: alarm at the first minute after the
+    cut whose stillness exceeds T(time of day of the last sign of life)."""
+    line = start_line(home, frames, pool_s)
+    signs = _signs(frames, False)
+    times = [t for t, _ in signs]
+    out = []
+    for c in cuts:
+        i = bisect.bisect_right(times, c) - 1
+        if i < 0:
+            continue  # nothing seen yet (as detection_times: the lists stay aligned)
+        last = signs[i][0]
+        limit = line[int(last % DAY_S) // SLOT_S]
+        k = 0 if c - last > limit else int((limit - (c - last)) // SLOT_S) + 1
+        out.append(min(k * SLOT_S, float(HORIZON_S)))
+    return out
+
+
+def either(*delays: list[float]) -> list[float]:
+    """Per cut, the earlier of several zero-false-alarm rules (module doc: EITHER)."""
+    return [min(x) for x in zip(*delays, strict=True)]
 
 
 def mean_hours(delays: list[float]) -> float:
