@@ -18,12 +18,11 @@ import pwd
 import re
 import stat
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from hub import config as C
+from hub import atomic_file, config as C
 
 HUB_USER_ENV = "CAREBEACON_HUB_USER"  # the unit's User=; the owner of a new secrets file
 
@@ -272,11 +271,9 @@ def _check_writable(path: Path, st: os.stat_result | None) -> None:
 
 
 def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # Raised: the command (or the installer) says the edit is done only once it is on disk; a
+    # directory that cannot be synced is a failed write, rolled back and reported.
+    atomic_file.fsync_dir(d, ignore_errors=False)
 
 
 def _like(st: os.stat_result) -> tuple[int, int, int]:
@@ -284,32 +281,9 @@ def _like(st: os.stat_result) -> tuple[int, int, int]:
 
 
 def replace(path: Path, data: bytes, owner: tuple[int, int, int]) -> Path:
-    """Put `data` in `path` atomically, owned (uid, gid, mode) = `owner`: a temporary file in
-    the same directory (created 0600), given its owner and mode, written, fsync'ed, renamed.
-    Returns the directory, to fsync once the rename is accounted for."""
-    real = _real(path)
-    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
-    try:
-        try:
-            uid, gid, mode = owner
-            st = os.fstat(fd)
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return real.parent
+    """Put `data` in `path` (a symlink's target) atomically, owned (uid, gid, mode) = `owner`
+    (hub/atomic_file.py). Returns the directory, to fsync once the rename is accounted for."""
+    return atomic_file.write(_real(path), data, owner=owner, fsync=True)
 
 
 def commit(changes: list[tuple[Path, str, bool]], check: Callable[[], object]) -> None:

@@ -18,6 +18,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from hub import atomic_file
 from hub.store_types import StoreError
 
 log = logging.getLogger("carebeacon.store")
@@ -122,21 +123,6 @@ def migrate(db: sqlite3.Connection, path: str) -> int:
     return found
 
 
-def _fsync_dir(path: str) -> None:
-    # A new file's directory entry must reach the disk too, or a power cut can lose the
-    # whole file. SQLite syncs the directory for the WAL it creates, not for the main file.
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def open_db(path: str, sync: str) -> tuple[sqlite3.Connection, str]:
     """Open (creating if needed) and migrate the store at `path`.
 
@@ -177,7 +163,11 @@ def open_db(path: str, sync: str) -> tuple[sqlite3.Connection, str]:
         log.warning("%s: journal mode is %s, not WAL (filesystem without shared memory?); "
                     "commits stay durable but slower", path, mode)
     if created:
-        _fsync_dir(path)
+        # A new file's directory entry must reach the disk too, or a power cut can lose the
+        # whole file. SQLite syncs the directory for the WAL it creates, not for the main file.
+        # Errors ignored: the store is open and works; a directory that cannot be synced (a
+        # file system that refuses it) must not keep the hub, an alarm service, from running.
+        atomic_file.fsync_dir(parent, ignore_errors=True)
     return db, mode
 
 

@@ -14,12 +14,12 @@ Flash and deploy happen before a device has an id: their records wait in
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
+from hub import atomic_file
 from tools.installer import errors as E, paths
 
 
@@ -53,9 +53,10 @@ def now_iso() -> str:
 
 
 def _write(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+    # fsync'ed: a visit writes a handful of records, and one left empty by a laptop that
+    # crashed or ran flat right after would lose what was installed where (and the key's id).
+    atomic_file.fsync_dir(atomic_file.write(path, text), ignore_errors=True)
 
 
 def _pending_name(port: str) -> str:
