@@ -382,6 +382,8 @@ class AckSender:
                 return "write_failed", "no acknowledgement characteristic (not carebeacon?)"
             except BleakError as e:
                 return "write_failed", describe(e)
+            except (OSError, EOFError) as e:  # our D-Bus connection died (dbus-daemon restart)
+                return "write_failed", f"D-Bus connection lost during the write: {describe(e)}"
             return None
         finally:
             # also after a failed connect: bleak's own cleanup may not have run if we cancelled it
