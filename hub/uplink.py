@@ -61,7 +61,7 @@ from hub import contract
 from hub.uplink_callbacks import Callbacks
 from hub.uplink_loop import Driver, LoopThread, running_on
 from hub.uplink_outage import Outage, PahoLog
-from hub.uplink_paho import arm_will, connect_async, new_client, no_delay
+from hub.uplink_paho import arm_will, check_config, connect_async, new_client, no_delay
 from hub.uplink_pubacks import NO_MATCHING_SUBSCRIBERS, Rejection, Tag, Unacked, rejection_of
 from hub.uplink_requests import request_of, response_to
 from hub.uplink_retained import Retained
@@ -75,9 +75,9 @@ UNSUPPORTED_PROTOCOL = 0x84  # CONNACK; paho also reads a 3.1.1 broker's refusal
 class UplinkConfig:
     hub_id: str  # also the MQTT client id and the CN of the hub's certificate
     county: str
-    host: str = "localhost"
+    host: str = "localhost"  # with TLS also the name the broker's certificate must carry
     port: int = 8883
-    unix_socket: str | None = None  # connect to this Unix socket instead of host:port
+    unix_socket: str | None = None  # connect here instead of host:port (TLS still checks host)
     ca_file: str | None = None  # TLS when set; cert_file/key_file: the client certificate
     cert_file: str | None = None
     key_file: str | None = None
@@ -107,8 +107,7 @@ class Uplink(Retained):
         loop: asyncio.AbstractEventLoop | None = None,
     ):
         self.config = c = config
-        if c.protocol not in ("auto", "5", "3.1.1"):
-            raise ValueError("protocol must be auto, 5 or 3.1.1")
+        check_config(c)  # ValueError: an unknown protocol, TLS without a broker name
         self.event_topic = contract.event_topic(c.county, c.hub_id)
         self.state_topic = contract.state_topic(c.county, c.hub_id)
         self._callbacks = Callbacks(

@@ -4,6 +4,9 @@
 with `connect_async` (which only records it: hub/uplink_loop.py makes the attempts and the
 retries, with the uplink's delays); it calls `arm_will` again on every connect and `no_delay`
 once connected.
+
+TLS checks the broker's certificate chain (the county CA) and its name, on both transports: the
+name is `UplinkConfig.host`, which on the Unix-socket transport is only that (`tls_context`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING
+import ssl
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -40,12 +44,44 @@ def new_client(
     )
     client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
     if c.ca_file:
-        client.tls_set(ca_certs=c.ca_file, certfile=c.cert_file, keyfile=c.key_file)
-        if c.unix_socket:  # no host name to check on a local socket; the chain still is
-            client.tls_insecure_set(True)
+        client.tls_set_context(tls_context(c))
     client.max_inflight_messages_set(c.max_inflight)  # must precede connect
     arm_will(client, c, protocol, state_topic)
     return client
+
+
+def check_config(c: UplinkConfig) -> None:
+    """Refuse a configuration the uplink cannot use (ValueError)."""
+    if c.protocol not in ("auto", "5", "3.1.1"):
+        raise ValueError("protocol must be auto, 5 or 3.1.1")
+    if c.ca_file and not c.host:
+        raise ValueError("TLS needs host: the broker's name, which its certificate must carry")
+
+
+class BrokerNameContext(ssl.SSLContext):
+    """Checks the broker's certificate against `broker_name`, whatever paho asks for.
+
+    paho wraps the socket with `server_hostname` = the host it connected to, which on the
+    Unix-socket transport is the socket's path: no certificate names that, and turning the check
+    off (`tls_insecure_set`) would let any server certificate of the county CA (another
+    broker's; any without an extended key usage) pose as the broker. So the name is set here;
+    TLS checks it in the handshake."""
+
+    broker_name = ""
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["server_hostname"] = self.broker_name
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
+def tls_context(c: UplinkConfig) -> ssl.SSLContext:
+    """The county CA, the hub's certificate and key; the broker's name (`c.host`) checked."""
+    ctx = BrokerNameContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname on
+    ctx.broker_name = c.host
+    ctx.load_verify_locations(cafile=c.ca_file)
+    if c.cert_file:
+        ctx.load_cert_chain(c.cert_file, c.key_file)
+    return ctx
 
 
 def arm_will(client: mqtt.Client, c: UplinkConfig, protocol: str, state_topic: str) -> None:
