@@ -119,6 +119,7 @@ class Radio:
             active=lambda: self._running,
             adapter=lambda: self._name,
             forget=self._devices.forget,
+            book=self._devices,
             connect_timeout_s=connect_timeout_s,
             max_connections=max_connections,
             op_timeout_s=self.op_timeout_s,
@@ -180,7 +181,8 @@ class Radio:
         """Connect to ``address`` (the BLEDevice the scanner saw), write ``data`` (20 bytes) to
         the acknowledgement characteristic with response, disconnect. False, with a logged
         reason, on any failure: never seen or forgotten, backing off after a failure, connect
-        timeout, refused write, radio down or stopped.
+        timeout, refused write, radio down or stopped, or too many other addresses claiming
+        the device already waiting (a relay; hub/radio_ack_limits.py).
 
         One connection at a time per address, and acks waiting for one are coalesced per frame
         (hub/radio_ack.py): the newest status wins, an older one is never written after a

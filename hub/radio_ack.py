@@ -7,7 +7,9 @@ Rules from the ble-hub notes (failure modes 5 and 6), each enforced here:
   D-Bus cannot hold a caller forever;
 - a fresh BleakClient per attempt, and at most one connection in flight per device: the next
   attempt to a device only after the previous disconnect has finished;
-- a budget of connection slots (adapters manage ~5-7 links, and scanning shares the radio);
+- a budget of connection slots (adapters manage ~5-7 links, and scanning shares the radio),
+  one of them kept for acks to a device's own address, and a bound on the addresses with acks
+  queued, so that relayed adverts cannot starve a device's own acks (hub/radio_ack_limits.py);
 - after a failure, back off per error class before connecting to that device again.
 
 Acknowledgements are coalesced per device. A device retransmits its frame until it has the
@@ -37,7 +39,8 @@ pipeline's ``ack_written(ok)`` honest: a setting is marked as received only if t
 an ack carrying it.
 
 A send to a device that is backing off and has nothing in flight or waiting is refused at
-once, as is one to a device never heard or forgotten, or while the radio is stopped.
+once, as is one to a device never heard or forgotten, one beyond the bound on addresses, or
+one while the radio is stopped.
 """
 
 from __future__ import annotations
@@ -58,8 +61,12 @@ from bleak.exc import (
     BleakError,
 )
 
+from hub.radio_ack_limits import ANY_DEVICE, Addresses, Claim, Slots
 from hub.radio_bluez import IN_PROGRESS, NOT_READY, bounded, describe
+from hub.radio_book import DeviceBook
 from shared.frame import ACK_LEN
+
+__all__ = ["ACK_UUID", "BACKOFF_S", "SERVICE_UUID", "AckSender", "DeviceBook", "covers"]
 
 log = logging.getLogger("carebeacon.radio")
 
@@ -78,44 +85,6 @@ BACKOFF_S: dict[str, tuple[float, float]] = {
     "busy": (0.5, 5.0),  # bluetoothd busy with another connect to it
     "write_failed": (0.5, 10.0),  # the device refused the write
 }
-
-
-class DeviceBook:
-    """The BLEDevice the scanner reported for each carebeacon device: what send_ack connects to
-    (never an address string: notes, failure mode 5). Entries expire like bluetoothd's own
-    device objects, 30 s after the last advert; a power cycle or adapter change clears them."""
-
-    def __init__(self, clock: Callable[[], float], ttl_s: float) -> None:
-        self._clock = clock
-        self.ttl_s = ttl_s
-        self._seen: dict[str, tuple[BLEDevice, float, bytes]] = {}  # device, when, last payload
-
-    def saw(self, address: str, device: BLEDevice, payload: bytes, now: float) -> bool:
-        """Record a report; False if it repeats the payload last reported for that address."""
-        entry = self._seen.get(address)
-        self._seen[address] = (device, now, payload)
-        return entry is None or entry[2] != payload
-
-    def get(self, address: str) -> tuple[BLEDevice | None, str]:
-        entry = self._seen.get(address)
-        if entry is None:
-            return None, "no advert from it since the radio started or the adapter was reset"
-        device, seen, _ = entry
-        age = self._clock() - seen
-        if age > self.ttl_s:
-            del self._seen[address]
-            return None, f"last advert {age:.0f} s ago: bluetoothd has forgotten it"
-        return device, ""
-
-    def forget(self, address: str) -> None:
-        self._seen.pop(address, None)
-
-    def clear(self) -> None:
-        self._seen.clear()
-
-    def prune(self, now: float) -> None:
-        for address in [a for a, (_, seen, _) in self._seen.items() if now - seen > self.ttl_s]:
-            del self._seen[address]
 
 
 @dataclass
@@ -163,13 +132,16 @@ class _Pending:
 
 @dataclass(eq=False)
 class _Device:
+    claim: Claim  # the device the address's adverts claimed when its first ack was queued
     waiting: dict[int, _Pending] = field(default_factory=dict)  # seq -> ack, first-queued first
     current: _Pending | None = None  # being written
 
 
 class AckSender:
     """The send_ack half of Radio. ``lookup(address)`` gives the scanner's BLEDevice or a reason
-    why there is none; ``adapter()`` the adapter name in use."""
+    why there is none; ``adapter()`` the adapter name in use; ``book`` which device each
+    address claims (Radio passes its DeviceBook; without one, all addresses count as one
+    device)."""
 
     def __init__(
         self,
@@ -183,7 +155,9 @@ class AckSender:
         op_timeout_s: float,
         tasks: set[asyncio.Task[Any]],
         clock: Callable[[], float],
+        book: DeviceBook | None = None,
     ) -> None:
+        self._book = book
         self._lookup = lookup
         self._active = active
         self._adapter = adapter
@@ -194,7 +168,8 @@ class AckSender:
         self._tasks = tasks  # the per-device workers join it: Radio.stop() waits for them
         self._connecting: set[asyncio.Task[Any]] = set()  # what abort() cancels
         self._clock = clock
-        self._slots = asyncio.Semaphore(max_connections)
+        self._addresses = Addresses(clock)  # each device's own address; who may queue
+        self._slots = Slots(max_connections, self._mine)
         self._devices: dict[str, _Device] = {}  # devices with an ack in flight or waiting
         self._backoff: dict[str, _Backoff] = {}
         self._wake: asyncio.Event | None = None  # set by abort(): workers stop backing off
@@ -207,13 +182,18 @@ class AckSender:
         if not self._active():
             log.warning("ack to %s not sent: radio not running", address)
             return False
+        claim = ANY_DEVICE if self._book is None else self._book.claim(address)
+        self._addresses.acked(address, claim, _seq(data))
         dev = self._devices.get(address)
         if dev is None:
             reason = self._refuse(address)
             if reason is not None:
                 log.warning("ack to %s not sent: %s", address, reason)
                 return False
-            dev = self._devices[address] = _Device()
+            queued = [(a, d.claim) for a, d in self._devices.items()]
+            if not self._addresses.admit(address, claim, queued):
+                return False  # logged there, once in a while
+            dev = self._devices[address] = _Device(claim)
             worker = asyncio.create_task(
                 self._work(address, dev), name=f"carebeacon.radio.ack.{address}"
             )
@@ -224,6 +204,11 @@ class AckSender:
         while isinstance(outcome, _Pending):  # merged into a newer ack for the same frame
             outcome = await asyncio.shield(outcome.done)
         return outcome is not None and covers(outcome, data)
+
+    def _mine(self, address: str) -> bool:
+        """Is ``address`` (with acks queued) its device's own?"""
+        dev = self._devices.get(address)
+        return dev is not None and self._addresses.is_current(address, dev.claim)
 
     def _enqueue(self, dev: _Device, data: bytes) -> _Pending:
         """Where ``data`` goes: a new waiting entry, or one it replaces or joins."""
@@ -307,7 +292,7 @@ class AckSender:
         if device is None:
             log.warning("ack to %s not sent: %s", address, reason)
             return False
-        async with self._slots:
+        async with self._slots.hold(address):
             error = await self._attempt(address, device, data)
         if error is None:
             self._backoff.pop(address, None)

@@ -37,9 +37,16 @@ def ack(seq: int, status: int, clock: int = 0, setting: int = 0, value: int = 0)
     return bytes(CODEC.encode_ack(bytearray(ACK_LEN), seq, status, clock, setting, value))
 
 
-def frame(n: int) -> bytes:
-    """A stand-in 24-byte device frame; n makes each transmission differ (BlueZ drops repeats)."""
-    return bytes([0x10]) + n.to_bytes(4, "big") + bytes(19)
+def frame(n: int, device: int = 1) -> bytes:
+    """A stand-in 24-byte device frame from ``device`` (the id the radio groups addresses by);
+    n makes each transmission differ (BlueZ drops repeats)."""
+    return bytes([0x10]) + device.to_bytes(4, "big") + n.to_bytes(4, "big") + bytes(15)
+
+
+def device_of(address: str) -> int:
+    """The device id advertise_until_heard claims for ``address``: its last two bytes (BUTTON
+    1, PIR 2), so that each address of a test is a device of its own."""
+    return int(address[-5:].replace(":", ""), 16) or 0x10000
 
 
 class FastRadio(Radio):
@@ -104,9 +111,9 @@ async def advertise_until_heard(bz: BlueZDouble, heard: Heard, address: str, sta
     n = start
     async with asyncio.timeout(3):
         while True:
-            await bz.advertise(address, {COMPANY_ID: frame(n)})
+            await bz.advertise(address, {COMPANY_ID: frame(n, device_of(address))})
             for _ in range(5):
-                if heard.has(address, frame(n)):
+                if heard.has(address, frame(n, device_of(address))):
                     return n
                 await asyncio.sleep(0.01)
             n += 1
