@@ -15,13 +15,27 @@ cancel window, quiet hours) override these and are kept in NVS.
 import json
 
 from firmware.board import KINDS
+from shared.frame import (
+    S_CANCEL_S,
+    S_HEARTBEAT_MIN,
+    S_QUIET_END_MIN,
+    S_QUIET_START_MIN,
+    S_SUMMARY_MIN,
+    SETTING_HI as _HI,
+    SETTING_LO as _LO,
+)
 
+# The settings the hub may change have the bounds the hub checks (shared/frame.py).
 FIELDS = (
-    ("heartbeat_min", 60, 1, 1440, "heartbeat interval; <= 1 day keeps tick maths exact"),
-    ("summary_min", 15, 1, 240, "activity summary interval (8-bit minutes field)"),
-    ("cancel_s", 20, 10, 30, "fall cancel window (issue: 10-30 s)"),
-    ("quiet_start_min", 1320, 0, 1439, "buzzer quiet hours start (22:00)"),
-    ("quiet_end_min", 420, 0, 1439, "buzzer quiet hours end (07:00)"),
+    ("heartbeat_min", 60, _LO[S_HEARTBEAT_MIN], _HI[S_HEARTBEAT_MIN],
+     "heartbeat interval; <= 1 day keeps tick maths exact"),
+    ("summary_min", 15, _LO[S_SUMMARY_MIN], _HI[S_SUMMARY_MIN],
+     "activity summary interval (8-bit minutes field)"),
+    ("cancel_s", 20, _LO[S_CANCEL_S], _HI[S_CANCEL_S], "fall cancel window (issue: 10-30 s)"),
+    ("quiet_start_min", 1320, _LO[S_QUIET_START_MIN], _HI[S_QUIET_START_MIN],
+     "buzzer quiet hours start (22:00)"),
+    ("quiet_end_min", 420, _LO[S_QUIET_END_MIN], _HI[S_QUIET_END_MIN],
+     "buzzer quiet hours end (07:00)"),
     ("low_battery_pct", 20, 5, 50, "below this: LOW_BATTERY to the hub and the elder"),
     ("sos_hold_min", 15, 1, 120, "after an SOS, presses replay its status instead of a new SOS"),
     ("help_wait_min", 60, 5, 1440, "after DELIVERED, how long to keep asking for HELP"),

@@ -99,6 +99,9 @@ def render(st: dict) -> str:
     for u in st.get("unknown_devices", []):
         lines.append(f"unpaired device {u['id']} heard {u['count']}x at {u['address']} "
                      f"(rssi {u['rssi']}): add it with 'device add'")
+    if st.get("unknown_dropped"):
+        lines.append(f"{st['unknown_dropped']} more unpaired device ids heard earlier, not listed "
+                     "(only the most recently heard are kept)")
     return "\n".join(lines)
 
 
@@ -110,6 +113,10 @@ def cmd_status(args) -> int:
     except FileNotFoundError:
         print(f"{path}: no status yet — is the hub running? (systemctl status carebeacon-hub)",
               file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as e:  # empty or garbled after a power cut, unreadable
+        print(f"{path}: cannot read the hub's status ({e}); the hub rewrites it every 2 s "
+              "while it runs (systemctl status carebeacon-hub)", file=sys.stderr)
         return 1
     t = dt.datetime.fromisoformat(st["time"].replace("Z", "+00:00"))
     if (dt.datetime.now(dt.UTC) - t).total_seconds() > STALE_S:

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from hub import contract
+from shared import frame as F
 
 KINDS = ("button", "pir", "bracelet")
 # The MQTT contract's lengths of device.room and device.location (docs/mqtt/schemas/event.json):
@@ -235,7 +236,8 @@ def _device(r: _Reader) -> Device:
         room=text["room"],
         location=text["location"],
         elder=r.get("elder", str, ""),
-        heartbeat_min=r.get("heartbeat_min", int, 60, lo=1, hi=1440),
+        heartbeat_min=r.get("heartbeat_min", int, 60, lo=F.SETTING_LO[F.S_HEARTBEAT_MIN],
+                            hi=F.SETTING_HI[F.S_HEARTBEAT_MIN]),  # the devices' bounds
         entrance=r.get("entrance", bool, False),
     )
 

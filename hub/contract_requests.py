@@ -31,13 +31,18 @@ from hub.contract_events import (
 )
 from shared import frame
 
-SETTINGS = {  # request name -> (setting id in device acknowledgements, min, max); protocol.md
-    "heartbeat_interval": (frame.S_HEARTBEAT_MIN, 1, 1440),  # minutes
-    "activity_interval": (frame.S_SUMMARY_MIN, 1, 1440),  # minutes
-    "fall_cancel_window": (frame.S_CANCEL_S, 0, 255),  # seconds (FALL_SUSPECTED holds 8 bits)
-    "quiet_start": (frame.S_QUIET_START_MIN, 0, 1439),  # minutes after local midnight
-    "quiet_end": (frame.S_QUIET_END_MIN, 0, 1439),
+# request name -> setting id in device acknowledgements (docs/protocol.md, "Settings")
+_SETTING_IDS = {
+    "heartbeat_interval": frame.S_HEARTBEAT_MIN,  # minutes
+    "activity_interval": frame.S_SUMMARY_MIN,  # minutes
+    "fall_cancel_window": frame.S_CANCEL_S,  # seconds
+    "quiet_start": frame.S_QUIET_START_MIN,  # minutes after local midnight
+    "quiet_end": frame.S_QUIET_END_MIN,
 }
+# request name -> (setting id, min, max): the bounds the devices keep (shared/frame.py), so a
+# value the hub accepts is the value in force on the device (the firmware clamps the rest)
+SETTINGS = {name: (sid, frame.SETTING_LO[sid], frame.SETTING_HI[sid])
+            for name, sid in _SETTING_IDS.items()}
 
 
 # The whole home's inactivity detector (docs/inactivity.md), tunable per home by the platform:

@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from hub import contract
+from hub import atomic_file, contract
 from hub.config import Config
 from hub.pipeline import HubCore
 from hub.store import Store
@@ -258,8 +258,9 @@ class Daemon:
                     "rssi": u.rssi,
                     "address": u.address,
                 }
-                for d, u in sorted(core.unknown.items())
+                for d, u in sorted(core.unknown.items())  # the newest UNKNOWN_KEPT only
             ],
+            "unknown_dropped": core.unknown.dropped,  # older unknown ids no longer listed
             "inactivity": None
             if det is None
             else {
@@ -273,9 +274,9 @@ class Daemon:
 
     def write_status(self, running: bool = True) -> None:
         path = Path(self.cfg.data_dir) / "status.json"
-        tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(self.status(running), indent=1))
-            os.replace(tmp, path)
+            # Not fsync'ed: rewritten every STATUS_EVERY_S from the event loop, where an fsync
+            # would stall the radio and wear the SD card; after a crash the next one mends it.
+            atomic_file.write(path, json.dumps(self.status(running), indent=1), fsync=False)
         except OSError as e:  # a full disk must not stop the hub
             log.warning("cannot write %s: %s", path, e)

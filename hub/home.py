@@ -1,6 +1,7 @@
 """The home as a whole: which devices still report, and whether the home has gone still.
 
-Supervision (hub/supervision.py) decides when a device is offline; the shared
+Supervision (hub/supervision.py) decides when a device is offline, at the heartbeat
+interval in force (hub/device_settings.py: hub.toml's, or the platform's); the shared
 inactivity detector (shared/inactivity.py) decides when the home has been still
 too long. This module feeds both from verified frames and turns their verdicts
 into platform events, availability, and the pre-alarm that devices sound.
@@ -89,8 +90,8 @@ class HomeWatch:
     def __init__(self, cfg, store, now_ms: int, core, bracelet_absent_min: int = 15):
         self.cfg, self.store, self.core = cfg, store, core
         self.supervisor = Supervisor()
-        for d, dev in cfg.devices.items():
-            self.supervisor.add(d, dev.heartbeat_min * 60_000, now_ms)
+        for d in cfg.devices:  # hub.toml's heartbeat, or the platform's (hub/device_settings)
+            self.supervisor.add(d, core.device_settings.supervised_min(d) * 60_000, now_ms)
         self.bracelets = [d for d, dev in cfg.devices.items() if dev.kind == "bracelet"]
         self.bracelet_absent_ms = bracelet_absent_min * 60_000
         self._away_fed = False
@@ -191,6 +192,23 @@ class HomeWatch:
         log.info("inactivity settings tuned by the platform: %s", values)
         return None
 
+    def expect_heartbeat(self, dev_id: int) -> None:
+        """The heartbeat interval to supervise changed (hub/device_settings.py): at once."""
+        self.supervisor.set_interval(dev_id, self.core.device_settings.supervised_min(dev_id)
+                                     * 60_000)
+
+    def _heartbeats_heard(self) -> None:
+        """A device that heard the shorter heartbeat it was waiting for (no heartbeat change is
+        pending for it any more: an acknowledgement carrying it was written) is supervised at
+        that interval from now."""
+        ds = self.core.device_settings
+        for d in list(ds.heartbeat_was):
+            rt = self.core.devices.get(d)
+            if rt is None or F.S_HEARTBEAT_MIN in rt.settings or F.S_HEARTBEAT_MIN not in rt.sent:
+                continue
+            if ds.heard(d, rt.sent[F.S_HEARTBEAT_MIN]):
+                self.expect_heartbeat(d)
+
     # -- inputs ---------------------------------------------------------------------------
     def seen(self, dev_id: int, now: int) -> None:
         change = self.supervisor.seen(dev_id, now)
@@ -223,6 +241,8 @@ class HomeWatch:
         return tod_s * 1000
 
     def tick(self, now: int) -> None:
+        if self.core.device_settings.heartbeat_was:
+            self._heartbeats_heard()
         for dev_id, state in self.supervisor.check(now):
             if state == OFFLINE:
                 self.offline.add(dev_id)

@@ -10,15 +10,17 @@ and gives it two edges to act through:
 
 The rules that make an alarm safe, in the order they apply:
 1. Only frames from configured devices whose tag verifies are accepted; unknown
-   devices are counted for pairing, forged or corrupted frames are counted per
-   claimed device, and nothing of either is forwarded.
+   devices are counted for pairing (the newest 64 kept), forged or corrupted frames
+   are counted per claimed device, and nothing of either is forwarded.
 2. A frame is stored durably (fsync) before the device hears STORED; a frame
    only held in memory (disk failing) is acknowledged no earlier than DELIVERED.
-3. A retry of a stored frame is acknowledged again with its current status (to the
-   address it came from) and stored nothing; a frame below the replay window is refused
-   and reported (once an hour per device and class, the rest counted). Only new frames,
-   and retries whose age fits their event's time, count as signs of life or move the
-   address acknowledgements go to: a replayed recording does neither.
+3. A retry of a stored frame (same type and arg) is acknowledged again with its current
+   status, to the address it came from if that is the device's or the retry's age fits
+   its event's time, and stores nothing; a frame below the replay window is refused and
+   reported, and so is a different frame under a stored frame's number (a reused number:
+   never acknowledged), each once an hour per device and class, the rest counted. Only
+   new frames move the address acknowledgements go to; only they and copies whose age
+   fits their event's time count as signs of life: a replayed recording does neither.
    Nothing marks a frame seen in the replay window before it is stored.
 4. The store is the outbox: whatever is pending is (re)offered to the platform on
    every connect, and is delivered only on a PUBACK with a success code.
@@ -39,7 +41,6 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 from hub import contract, events as E
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
@@ -49,6 +50,7 @@ from hub.pipeline_cancels import fall_cancel_target
 from hub.pipeline_hub_events import HubEvents
 from hub.pipeline_outbox import Outbox
 from hub.pipeline_replays import ORIGINS_KEPT, ReplayChecks
+from hub.pipeline_unknown import UnknownDevices
 from hub.store import Record, Store
 from shared import frame as F
 from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
@@ -82,14 +84,6 @@ class Clock:
         return t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec, t.tm_wday, t.tm_year >= 2024
 
 
-@dataclass
-class Unknown:
-    count: int = 0
-    rssi: int | None = None
-    address: str = ""
-    last_mono_ms: int = 0
-
-
 class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
     def __init__(
         self,
@@ -115,9 +109,14 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             blob = store.get_state(self._window_name(d))
             self.windows[d] = ReplayWindow.from_bytes(blob) if blob else ReplayWindow()
         self.devices = {d: DeviceRuntime() for d in cfg.devices}
-        for d, dev in cfg.devices.items():  # each device learns its interval at first contact
-            self.devices[d].settings[F.S_HEARTBEAT_MIN] = dev.heartbeat_min
-        self.unknown: dict[int, Unknown] = {}
+        from hub.device_settings import DeviceSettings
+
+        # hub.toml's heartbeat, the platform's stored settings over it: each device learns
+        # them again at first contact, and the supervisor (HomeWatch) expects that heartbeat
+        self.device_settings = DeviceSettings(cfg, store)
+        for d in cfg.devices:
+            self.devices[d].settings.update(self.device_settings.in_force(d))
+        self.unknown = UnknownDevices(self.clock.mono_ms())  # bounded: no key needed
         self.counters: Counter[str] = Counter()
         self._init_outbox(alarm_repeat_s, alarm_repeat_for_s, defer)
         self.faults: dict[int, str] = {}  # active hub fault code -> text
@@ -143,16 +142,8 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             return "malformed"
         codec = self.codecs.get(dev_id)
         if codec is None:
-            u = self.unknown.setdefault(dev_id, Unknown())
-            u.count, u.rssi, u.address, u.last_mono_ms = u.count + 1, rssi, address, now
+            self.unknown.heard(dev_id, address, rssi, now)
             self.counters["unknown"] += 1
-            if u.count == 1:
-                log.info(
-                    "unknown device %08x at %s (rssi %s): not paired, ignored",
-                    dev_id,
-                    address,
-                    rssi,
-                )
             return "unknown"
         rt = self.devices[dev_id]
         try:
@@ -173,22 +164,10 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         if verdict == R_TOO_OLD:
             self._too_old(dev_id, f, window.top, now)
             return "too_old"
-        # Only a frame that shows the device itself sent it just now is a sign of life, or
-        # moves where the hub writes its acknowledgements: a new frame, or a retransmission
-        # whose age fits the event's time (_fresh). A recorded advert replayed later is still
-        # acknowledged (to the address it came from: a device retrying over a lost ack must
-        # hear again) but keeps neither a dead device "online" nor the acks' address.
+        # Only a new frame moves where the hub writes its acknowledgements; a duplicate is
+        # a retransmission, a replayed recording or a reused number (_duplicate).
         if verdict == R_DUPLICATE:
-            self.counters["duplicate"] += 1
-            if self._fresh(dev_id, f, now):
-                self._heard(rt, now, rssi)
-                self.home.seen(dev_id, now)
-            else:
-                self.counters["duplicate_stale"] += 1
-            status = self.store.status_of(dev_id, f.seq)
-            if status:
-                self._ack(dev_id, f.seq, status, address=address)
-            return "duplicate"
+            return self._duplicate(dev_id, f, address, rssi, now)
         rt.address = address
         self._heard(rt, now, rssi)
         self.home.seen(dev_id, now)
@@ -342,7 +321,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         for the daemon to log and report (hub/daemon.py) and for tests to see."""
         now = self.clock.mono_ms()
         error: Exception | None = None
-        for part in (self._flush_store, self.home.tick, self._tick_outbox):
+        for part in (self._flush_store, self.home.tick, self._tick_outbox, self.unknown.tick):
             try:
                 part(now)
             except Exception as e:

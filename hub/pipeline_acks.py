@@ -44,8 +44,14 @@ class DeviceRuntime:
     # this run: tells a retransmission from a replayed recording (HubCore._fresh)
     origins: dict[int, int] = field(default_factory=dict)
     too_old: int = 0  # frames refused below the replay window
-    too_old_reported: dict[bool, int] = field(default_factory=dict)  # alarm? -> mono ms of fault
-    too_old_unreported: dict[bool, int] = field(default_factory=dict)  # alarm? -> since then
+    reused: int = 0  # frames whose number an earlier, different frame had (never acknowledged)
+    # (seq, type, arg) -> monotonic ms the event happened, of frames that reused a number:
+    # tells the device's retransmissions from a replayed recording (ReplayChecks._reused)
+    reused_origins: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # rate-limited faults (ReplayChecks._report): (fault code, alarm class?) -> mono ms of the
+    # last report, and -> how many were not reported since
+    reported: dict[tuple[int, bool], int] = field(default_factory=dict)
+    unreported: dict[tuple[int, bool], int] = field(default_factory=dict)
 
 
 class DeviceAcks:

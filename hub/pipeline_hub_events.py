@@ -31,6 +31,8 @@ HUB_SEQ_BLOCK = 256
 HUB_SEQ_MAX = 2**32 - 1  # the contract's seq (docs/mqtt/schemas/event.json)
 HUB_SEQ_STATE = "hub_seq"  # store state: the last number committed with its event
 HUB_SEQ_LIMIT_STATE = "hub_seq_limit"  # store state: no number at or above it was taken
+# The priority of a hub fault that may mean an elder's alarm was lost: a manual alarm's
+FAULT_ALARM_PRIORITY = contract.EVENT_TYPES["manual_alarm"][3]
 
 
 class HubEvents:
@@ -125,14 +127,23 @@ class HubEvents:
         self.hub_seq = n
         return n
 
-    def hub_fault(self, code: int, text: str, device: int | None = None) -> None:
+    def hub_fault(
+        self, code: int, text: str, device: int | None = None, *, alarm: bool = False
+    ) -> None:
+        """Raise hub fault `code`. `alarm`: an elder's alarm may be lost with it, so it goes
+        out at an alarm's priority (FAULT_ALARM_PRIORITY: an operator calls the elder) and
+        is stored alarm-class (forwarded first, never evicted)."""
         log.error("fault %s: %s", contract.HUB_FAULTS.get(code, code), text)
         if device is None and self.faults.get(code) == text:
             return
         if device is None:
             self.faults[code] = text
+        fault = {"code": code, "text": text[:200]}
+        priority = FAULT_ALARM_PRIORITY if alarm else None
         self.hub_event(
-            E.H_FAULT, E.Mapped("fault", fault={"code": code, "text": text[:200]}), device=device
+            E.H_FAULT_ALARM if alarm else E.H_FAULT,
+            E.Mapped("fault", fault=fault, priority=priority),
+            device=device,
         )
 
     def hub_fault_cleared(self, code: int) -> None:

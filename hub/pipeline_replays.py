@@ -1,9 +1,11 @@
-"""Retries and replays of accepted frames: which copies are signs of life, and reporting
-frames below the replay window.
+"""Retries, replays and reused numbers of accepted frames: which copies are acknowledged,
+which are signs of life, and reporting frames below the replay window or under a number the
+device used before for another frame.
 
 `ReplayChecks` is the part of `hub.pipeline.HubCore` behind rule 3 of its docstring: a
-device's own retransmission of a stored frame still counts as a sign of life, a recording
-replayed later does not, and a flood of frames below the window is one fault an hour.
+device's own retransmission of a stored frame is acknowledged and still counts as a sign of
+life, a recording replayed later does not, a flood of frames below the window is one fault an
+hour, and a new frame under a reused number is never answered with another frame's status.
 """
 
 from __future__ import annotations
@@ -15,42 +17,150 @@ from shared import frame as F
 if TYPE_CHECKING:
     from collections import Counter
 
+    from hub.home import HomeWatch
     from hub.pipeline import Clock
     from hub.pipeline_acks import DeviceRuntime
     from hub.store import Store
+    from hub.store_types import Event
 
 # A recorded advert replayed later no longer counts as a sign of life once its receive time
 # minus its age is this far from the event's time, plus 1/FRESH_DRIFT_DIV of its age (_fresh).
 FRESH_SLACK_MS = 60_000
 FRESH_DRIFT_DIV = 16
 ORIGINS_KEPT = 16  # frames per device whose event time is remembered: > the 6 outbox slots
-# Fault 204 (a frame below the replay window) is reported per device and class at most this
-# often; what arrives in between is counted (_too_old). An hour: the default heartbeat, so a
-# replay flood adds no more events than a device's own heartbeats would.
+REUSED_ORIGINS_KEPT = 6  # the same for frames under a reused number: one per outbox slot
+# Faults 204 (a frame below the replay window) and 209 (a reused number) are reported per
+# device and class at most this often; what arrives in between is counted (_report). An hour:
+# the default heartbeat, so a replay flood adds no more events than a device's own heartbeats.
 REPLAY_FAULT_EVERY_MS = 60 * 60_000
+REPLAY_TOO_OLD, SEQ_REUSED = 204, 209  # contract.HUB_FAULTS
+FRAME_NAMES = (  # docs/protocol.md, "Message types"
+    "", "SOS", "SOS_CANCEL", "TEST", "FALL_SUSPECTED", "FALL_CONFIRMED", "FALL_CANCELLED",
+    "ACTIVITY", "HEARTBEAT", "WORN", "NOT_WORN", "FAULT", "LOW_BATTERY", "MOTION", "DOOR",
+)  # fmt: skip
+
+
+def frame_name(mtype: int) -> str:
+    return FRAME_NAMES[mtype] if 0 < mtype < len(FRAME_NAMES) else f"type {mtype}"
 
 
 class ReplayChecks:
-    """A base of `hub.pipeline.HubCore`, which sets these and provides `hub_fault`."""
+    """A base of `hub.pipeline.HubCore`, which sets these and provides `hub_fault`, `_heard`
+    and `_ack`."""
 
     store: Store
     clock: Clock
     counters: Counter[str]
     devices: dict[int, DeviceRuntime]
+    home: HomeWatch
     hub_fault: Any
+    _heard: Any
+    _ack: Any
 
-    def _fresh(self, dev_id: int, f: F.Frame, now: int) -> bool:
-        """Was this copy of an accepted frame transmitted just now? A device's retransmissions
-        carry the event's age, under the tag: receive time minus age stays at the event's time
-        for every genuine copy, while a copy recorded and replayed later lands as much later.
-        The slack covers the age's coarse steps (1 min above 54 min) and a device clock
-        running some percent off over a long retry."""
-        slack = FRESH_SLACK_MS + f.age_ms // FRESH_DRIFT_DIV
+    def _duplicate(self, dev_id: int, f: F.Frame, address: str, rssi: int | None, now: int) -> str:
+        """A frame whose number the replay window has seen. The device's retransmission of
+        the stored frame (same type and arg: only age and attempt change) is acknowledged
+        again with the frame's current status, to the address it came from (a device
+        retrying over a lost ack must hear it) when that is the device's known address or
+        the copy was sent just now (_fresh); a stale copy from elsewhere is counted and
+        dropped: a recording replayed from ever new addresses would have the hub open an ack
+        connection for each, holding up the device's own acks. Only a copy sent just now is
+        a sign of life, and no duplicate moves where acknowledgements go. A frame unlike the
+        stored one is no retransmission but a reused number (_reused)."""
+        rt = self.devices[dev_id]
+        self.counters["duplicate"] += 1
+        stored = self.store.get(self.store.ref_for(dev_id, f.seq))
+        if stored is None and F.is_alarm(f.mtype):  # alarms are never pruned: see _reused
+            return self._reused(dev_id, f, None, rssi, now)
+        if stored is not None and (stored.mtype, stored.arg) != (f.mtype, f.arg):
+            return self._reused(dev_id, f, stored.mtype, rssi, now)
+        if self._fresh(dev_id, f, now, stored):
+            self._heard(rt, now, rssi)
+            self.home.seen(dev_id, now)
+        else:
+            self.counters["duplicate_stale"] += 1
+            if address != rt.address:
+                self.counters["duplicate_stale_dropped"] += 1
+                return "duplicate"
+        status = self.store.status_of(dev_id, f.seq)
+        if status:
+            self._ack(dev_id, f.seq, status, address=address)
+        return "duplicate"
+
+    @staticmethod
+    def _slack(f: F.Frame) -> int:
+        return FRESH_SLACK_MS + f.age_ms // FRESH_DRIFT_DIV
+
+    def _fresh(self, dev_id: int, f: F.Frame, now: int, stored: Event | None) -> bool:
+        """Was this copy of an accepted frame (`stored`: its record) transmitted just now? A
+        device's retransmissions carry the event's age, under the tag: receive time minus
+        age stays at the event's time for every genuine copy, while a copy recorded and
+        replayed later lands as much later. The slack covers the age's coarse steps (1 min
+        above 54 min) and a device clock running some percent off over a long retry."""
         origin = self.devices[dev_id].origins.get(f.seq)  # mono ms, frames accepted this run
         if origin is not None:
-            return abs(now - f.age_ms - origin) <= slack
-        ev = self.store.get(self.store.ref_for(dev_id, f.seq))  # accepted before a restart
-        return ev is not None and abs(self.clock.wall_ms() - f.age_ms - ev.event_ms) <= slack
+            return abs(now - f.age_ms - origin) <= self._slack(f)
+        return (  # accepted before a restart
+            stored is not None
+            and abs(self.clock.wall_ms() - f.age_ms - stored.event_ms) <= self._slack(f)
+        )
+
+    def _reused(self, dev_id: int, f: F.Frame, was: int | None, rssi: int | None, now: int) -> str:
+        """A frame under a number that the device used before for another frame (type `was`;
+        None: an alarm whose number has no record, though alarms are never pruned: a reused
+        number of a pruned routine frame, or a store that cannot be read). docs/protocol.md
+        allows it after a power loss before NVS took a block end. It is no retransmission:
+        never acknowledged (the ack would carry the other frame's status: a new SOS told
+        DELIVERED for an old heartbeat while nothing reached the platform; unacknowledged, the
+        device shows "not delivered" and keeps trying), not stored, not forwarded; reported
+        as fault 209, per device and class at most once an hour (_report), at an alarm's
+        priority for an alarm-class frame. Only the device's key makes it, so it is a sign of
+        life while its copies keep their event's time (a recording replayed later is not)."""
+        rt = self.devices[dev_id]
+        rt.reused += 1
+        self.counters["seq_reused"] += 1
+        key = (f.seq, f.mtype, f.arg)
+        origin = rt.reused_origins.get(key)
+        if origin is None:
+            rt.reused_origins[key] = now - f.age_ms
+            if len(rt.reused_origins) > REUSED_ORIGINS_KEPT:
+                del rt.reused_origins[next(iter(rt.reused_origins))]
+        if origin is None or abs(now - f.age_ms - origin) <= self._slack(f):
+            self._heard(rt, now, rssi)
+            self.home.seen(dev_id, now)
+        else:
+            self.counters["seq_reused_stale"] += 1
+        alarm = F.is_alarm(f.mtype)
+        more = self._report(SEQ_REUSED, rt, alarm, now)
+        if more is None:
+            self.counters["seq_reused_unreported"] += 1
+            return "reused"
+        before = "a number seen before with nothing stored"  # (at most 191 characters)
+        if was is not None:
+            before = f"the number of an earlier {frame_name(was)}"
+        self.hub_fault(
+            SEQ_REUSED,
+            f"device {dev_id:08x} sent {frame_name(f.mtype)} seq {f.seq}, {before}: reused,"
+            " so neither acknowledged nor forwarded"
+            + ("; call the elder" if alarm else "")
+            + (f"; {more} more since the last report" if more else ""),
+            device=dev_id,
+            alarm=alarm,
+        )
+        return "reused"
+
+    def _report(self, code: int, rt: DeviceRuntime, alarm: bool, now: int) -> int | None:
+        """Fault `code` about a device's frames is reported per device and class (alarm /
+        routine) at most once every REPLAY_FAULT_EVERY_MS: None within that time (this frame
+        is counted), else how many were counted since the last report. In memory: a restarted
+        hub reports the next one at once."""
+        key = (code, alarm)
+        last = rt.reported.get(key)
+        if last is not None and now - last < REPLAY_FAULT_EVERY_MS:
+            rt.unreported[key] = rt.unreported.get(key, 0) + 1
+            return None
+        rt.reported[key] = now
+        return rt.unreported.pop(key, 0)
 
     def _too_old(self, dev_id: int, f: F.Frame, top: int, now: int) -> None:
         """A frame below the replay window: refused, and reported as fault 204, per device
@@ -62,15 +172,12 @@ class ReplayChecks:
         self.counters["too_old"] += 1
         rt.too_old += 1
         alarm = F.is_alarm(f.mtype)
-        last = rt.too_old_reported.get(alarm)
-        if last is not None and now - last < REPLAY_FAULT_EVERY_MS:
-            rt.too_old_unreported[alarm] = rt.too_old_unreported.get(alarm, 0) + 1
+        more = self._report(REPLAY_TOO_OLD, rt, alarm, now)
+        if more is None:
             self.counters["too_old_unreported"] += 1
             return
-        more = rt.too_old_unreported.pop(alarm, 0)
-        rt.too_old_reported[alarm] = now
         self.hub_fault(
-            204,
+            REPLAY_TOO_OLD,
             f"device {dev_id:08x} sent {'an alarm' if alarm else 'a frame'} (type {f.mtype},"
             f" seq {f.seq}) below its replay window (top {top}): a replay or a very late"
             f" retry, refused" + (f"; {more} more since the last report" if more else ""),

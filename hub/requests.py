@@ -41,12 +41,16 @@ def _ack(core, req: Request):
 
 
 def _settings(core, req: Request):
-    """Device settings travel with each device's next acknowledgement; inactivity settings
-    (the whole home's) apply to the hub's detector at once, or none do."""
+    """Device settings travel with each device's next acknowledgement and are stored (sent
+    again after a restart; the supervisor follows the heartbeat); inactivity settings (the
+    whole home's) apply to the hub's detector at once, or none do."""
     targets = [req.device_id] if req.device_id is not None else list(core.cfg.devices)
     for d in targets:
         if d not in core.cfg.devices:
             return Result.WRONG_DATA, f"unknown device {d:08x}", None
+    for sid, v in req.settings:  # the contract refuses these already (hub/contract_requests)
+        if not (0 < sid < len(F.SETTING_LO) and F.SETTING_LO[sid] <= v <= F.SETTING_HI[sid]):
+            return Result.WRONG_DATA, f"setting {sid}: {v} is not a value devices keep", None
     if req.inactivity:
         if core.home.detector is None:
             return Result.NOT_TREATED, "inactivity detection is disabled on this hub", None
@@ -56,8 +60,13 @@ def _settings(core, req: Request):
         if not req.settings:
             return Result.OK, "applied to the home's inactivity detector", {
                 "inactivity": core.home.settings()}
+    values = dict(req.settings)
+    if values:  # stored: they win over hub.toml's after a restart (hub/device_settings.py)
+        core.device_settings.set(targets, values)
     for d in targets:
-        core.devices[d].settings.update(dict(req.settings))
+        core.devices[d].settings.update(values)
+        if F.S_HEARTBEAT_MIN in values:
+            core.home.expect_heartbeat(d)  # a longer one at once, a shorter once it is heard
     data: dict = {"devices": [contract.device_hex(d) for d in targets]}
     if req.inactivity:
         data["inactivity"] = core.home.settings()

@@ -1,13 +1,14 @@
 """Device supervision: is every device still reporting?
 
-Each device declares its heartbeat interval (`heartbeat_min` in hub.toml, also
-sent to it in acknowledgements). A device is *offline* once nothing valid was
-heard from it for `misses` intervals plus a grace period (two missed
-heartbeats, as telecare supervision counts "radio test transmission missing"),
-and *back* at its next valid frame (a restoral). Where a device's real gaps
-turn out longer than declared (a heartbeat setting not yet applied), the
-window follows the gaps it has learned, so one misconfiguration does not
-flood the platform with offline/online pairs.
+Each device declares its heartbeat interval (`heartbeat_min` in hub.toml, or
+the platform's setting over it: hub/device_settings.py; sent to it in
+acknowledgements). A device is *offline* once nothing valid was heard from it
+for `misses` intervals plus a grace period (two missed heartbeats, as telecare
+supervision counts "radio test transmission missing"), and *back* at its next
+valid frame (a restoral). Where a device's real gaps turn out longer than
+declared (a heartbeat setting not yet applied), the window follows the gaps it
+has learned, so one misconfiguration does not flood the platform with
+offline/online pairs.
 
 Times are monotonic milliseconds (time.monotonic_ns() // 10**6): a wall-clock
 step when NTP first syncs a Pi without RTC must not mark everything offline.
@@ -39,6 +40,15 @@ class Supervisor:
 
     def add(self, device_id: int, interval_ms: int, now_ms: int) -> None:
         self._t[device_id] = _Track(interval_ms, now_ms)
+
+    def set_interval(self, device_id: int, interval_ms: int) -> None:
+        """The device's heartbeat interval changed (a platform setting it has, or one longer
+        than the old): its window follows at once. The gaps learned under the old interval
+        say nothing about the new one: they are forgotten."""
+        t = self._t.get(device_id)
+        if t is not None and t.interval_ms != interval_ms:
+            t.interval_ms = interval_ms
+            t.gaps.clear()
 
     def remove(self, device_id: int) -> None:
         self._t.pop(device_id, None)

@@ -56,6 +56,14 @@ S_QUIET_END_MIN = const(5)  # quiet hours: end, minutes after midnight
 S_PREALARM = const(6)  # whole-home inactivity pre-alarm: minutes left before the alarm, 0 = over
 S_IDENTIFY = const(7)  # blink (and beep outside quiet hours) for this many seconds: "it's me"
 S_MAX = const(7)  # the highest id a hub sends; devices ignore ids they do not know
+# The values a device keeps for settings 1..5, by setting id (index 0 = S_NONE, unused): the
+# firmware clamps to them (firmware/apps/settings.py) and checks its config.json against them
+# (firmware/config.py); the hub checks hub.toml and refuses a platform value outside them
+# (hub/config.py, hub/contract_requests.py). Heartbeat <= 1 day keeps tick maths exact; the
+# summary interval fits ACTIVITY's 8-bit minutes field (4 h); the fall cancel window is the
+# requirement's 10-30 s; quiet hours are minutes of a day.
+SETTING_LO = (0, 1, 1, 10, 0, 0)
+SETTING_HI = (0, 1440, 240, 30, 1439, 1439)
 
 # Fault codes (first byte of a T_FAULT arg).
 F_BUTTON_STUCK = const(1)

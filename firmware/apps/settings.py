@@ -2,10 +2,10 @@
 
 Settings arrive one per verified acknowledgement (docs/protocol.md, "Settings"); they
 start from the provisioning config, are clamped to the same limits as the config
-(firmware/config.py) and kept in NVS so a power loss does not undo them. The time of
-day arrives in every acknowledgement; it drives the buzzer's quiet hours and is dropped
-when older than 4 days (ticks only measure 6.2 days reliably). All state is ints and
-bools: it goes into the RTC snapshot with the rest.
+(shared/frame.py SETTING_LO/HI, which the hub never exceeds) and kept in NVS so a power
+loss does not undo them. The time of day arrives in every acknowledgement; it drives the
+buzzer's quiet hours and is dropped when older than 4 days (ticks only measure 6.2 days
+reliably). All state is ints and bools: it goes into the RTC snapshot with the rest.
 """
 
 from shared.compat import const
@@ -15,13 +15,13 @@ from shared.frame import (
     S_QUIET_END_MIN,
     S_QUIET_START_MIN,
     S_SUMMARY_MIN,
+    SETTING_HI as _HI,
+    SETTING_LO as _LO,
 )
 from shared.ticks import ticks_diff
 
 _TOD_MAX_MS = const(345600000)  # 4 days
 _KEYS = ("", "hb_min", "sum_min", "cancel_s", "q_start", "q_end")  # NVS keys by setting id
-_LO = (0, 1, 1, 10, 0, 0)
-_HI = (0, 1440, 240, 30, 1439, 1439)
 
 
 class Settings:

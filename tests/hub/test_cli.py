@@ -61,6 +61,15 @@ def test_status_without_a_running_hub_says_so(tmp_path):
     assert r.returncode == 1 and "is the hub running?" in r.stderr
 
 
+def test_status_left_empty_by_a_power_cut_is_reported_not_a_traceback(tmp_path):
+    (tmp_path / "hub.toml").write_text(TOML)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "status.json").write_text("")
+    r = hubcli(tmp_path, "status")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot read the hub's status" in r.stderr
+
+
 def sample_status(age_s: float = 0) -> dict:
     now = time.time() - age_s
     return {
@@ -74,6 +83,7 @@ def sample_status(age_s: float = 0) -> dict:
         "pending": {"events": 1, "alarms": ["hub-a:0000a1b2:3"]},
         "store": {"fault": None, "dropped": 0}, "faults": {},
         "unknown_devices": [{"id": "0badcafe", "count": 3, "rssi": -80, "address": "11:22"}],
+        "unknown_dropped": 7,
         "inactivity": {"state": "idle", "still_min": 12, "threshold_min": 720,
                        "learned_days": 0},
         "counters": {},
@@ -90,6 +100,7 @@ def test_status_table_and_json(tmp_path):
     row = [ln for ln in r.stdout.splitlines() if ln.startswith("0000a1b2")][0]
     assert "bedroom" in row and "online" in row and "88 %" in row and "-61" in row
     assert "unpaired device 0badcafe" in r.stdout
+    assert "7 more unpaired device ids" in r.stdout
     r = hubcli(tmp_path, "status", "--json")
     assert json.loads(r.stdout)["devices"][0]["battery"] == 88
     # a stale status file means the hub stopped: the CLI says so and exits 1

@@ -4,6 +4,7 @@ for another hub or topic; responses validate."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from contract_testing import BUTTON, T0, C, H, topic
@@ -79,6 +80,13 @@ def test_valid_requests():
         ("settings", b'{"transaction": "a", "settings": {}}', Result.INVALID_FORMAT),
         ("settings", b'{"transaction": "a", "settings": {"volume": 3}}', Result.WRONG_DATA),
         ("settings", b'{"transaction": "a", "settings": {"quiet_end": 1440}}', Result.WRONG_DATA),
+        # the devices clamp these (shared/frame.py): they would never be in force
+        ("settings", b'{"transaction": "a", "settings": {"fall_cancel_window": 0}}',
+         Result.WRONG_DATA),
+        ("settings", b'{"transaction": "a", "settings": {"fall_cancel_window": 31}}',
+         Result.WRONG_DATA),
+        ("settings", b'{"transaction": "a", "settings": {"activity_interval": 241}}',
+         Result.WRONG_DATA),
         (
             "settings",
             b'{"transaction": "a", "settings": {"quiet_end": "7"}}',
@@ -129,3 +137,22 @@ def test_responses_validate(schemas):
     assert not schemas.is_valid(
         "response-list_devices", {**listing, "data": {"devices": [{"id": "x"}]}}
     )
+
+
+def test_device_setting_bounds_are_the_devices_in_code_schema_and_docs(schemas):
+    """One table (shared/frame.py SETTING_LO/HI, which the firmware clamps to) behind the
+    contract's bounds, the request schema's and docs/mqtt.md's."""
+    from shared import frame
+
+    props = schemas.raw["request-settings"]["properties"]["settings"]["properties"]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
+    in_doc = {"heartbeat_interval": "`heartbeat_interval` (min, {}–{})",
+              "activity_interval": "`activity_interval` (min, {}–{})",
+              "fall_cancel_window": "`fall_cancel_window` (s, {}–{})",
+              "quiet_start": "`quiet_start`, `quiet_end` (minutes after local midnight, {}–{})",
+              "quiet_end": "`quiet_start`, `quiet_end` (minutes after local midnight, {}–{})"}
+    assert set(in_doc) == set(contract.SETTINGS)
+    for name, (sid, lo, hi) in contract.SETTINGS.items():
+        assert (lo, hi) == (frame.SETTING_LO[sid], frame.SETTING_HI[sid]), name
+        assert (props[name]["minimum"], props[name]["maximum"]) == (lo, hi), name
+        assert in_doc[name].format(lo, hi) in doc, f"docs/mqtt.md: {name}"

@@ -71,8 +71,9 @@ def test_a_flood_of_replays_below_the_window_is_one_fault_an_hour(home):
 
 
 def test_a_replayed_duplicate_is_acknowledged_where_it_came_from_but_moves_nothing(home):
-    """The acks' address is the device's last NEW frame's: a replay inside the window gets
-    its ack (it cannot tell it from the device's retry), the device's pushes stay its own."""
+    """The acks' address is the device's last NEW frame's: a replay soon after the frame
+    gets its ack (it cannot be told from the device's retry), the device's pushes stay its
+    own."""
     acks = addressed(home)
     sos = advert(home, BUTTON, 1, F.T_SOS)
     assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
@@ -86,6 +87,32 @@ def test_a_replayed_duplicate_is_acknowledged_where_it_came_from_but_moves_nothi
     retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=8_000, attempt=4)
     assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
     assert acks[-1] == (BUTTON, DEV_ADDR, 1, F.ACK_DELIVERED)
+
+
+def test_stale_replays_from_elsewhere_are_dropped_unacknowledged(home):
+    """demo2 (security review 2, finding 2): a recording replayed hours later from ever new
+    addresses had the hub open an ack connection for each, holding up the device's own acks.
+    A stale copy is acknowledged only where the device is; a fresh one (the device's retry,
+    heard from another address) still is wherever it came from."""
+    acks = addressed(home)
+    rec = advert(home, BUTTON, 1, F.T_HEARTBEAT)
+    assert home.core.on_frame(DEV_ADDR, rec, -60) == "stored"
+    home.clock.advance(6 * HOUR)
+    n = len(acks)
+    for i in range(200):
+        addr = "5A:%02X:%02X:00:00:01" % (i >> 8, i & 0xFF)
+        assert home.core.on_frame(addr, rec, -40) == "duplicate"
+    assert len(acks) == n
+    assert home.core.counters["duplicate_stale_dropped"] == 200
+    assert home.core.on_frame(DEV_ADDR, rec, -60) == "duplicate"  # where the device is: as before
+    assert acks[n:] == [(BUTTON, DEV_ADDR, 1, F.ACK_DELIVERED)]
+    assert home.core.counters["duplicate_stale"] == 201
+    sos = advert(home, BUTTON, 2, F.T_SOS)
+    assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
+    home.clock.advance(2_000)
+    retry = advert(home, BUTTON, 2, F.T_SOS, age_ms=2_000, attempt=3)
+    assert home.core.on_frame(EVIL, retry, -60) == "duplicate"
+    assert acks[-1] == (BUTTON, EVIL, 2, F.ACK_STORED)
 
 
 def test_replays_inside_the_window_do_not_keep_a_dead_device_online(home):

@@ -3,8 +3,12 @@ acknowledgements, once and not lost; requests about unknown things get error res
 
 from __future__ import annotations
 
+import pytest
+
 from hub import contract
 from shared import frame as F
+
+MIN = 60_000
 
 
 def test_platform_settings_reach_devices_in_acknowledgements(home):
@@ -82,3 +86,81 @@ def test_requests_about_unknown_things_get_error_results(home):
     assert res[1][2] == contract.Result.WRONG_DATA
     assert res[2][2] == contract.Result.WRONG_DATA
     assert res[3][2] == 0 and [d["id"] for d in res[3][4]["devices"]] == ["0000a1b2", "0000c3d4"]
+
+
+def missing(home, dev):
+    return [m for m in home.published("supervision_missing")
+            if m.get("device", {}).get("id") == f"{dev:08x}"]
+
+
+def test_a_longer_heartbeat_from_the_platform_is_supervised_at_once(home):
+    """The platform sets the button's heartbeat to 12 h: the device reports twice a day from
+    its next contact, so the hub must not call it missing after hub.toml's 2 x 60 + 10 min."""
+    home.send(0xA1B2, F.T_HEARTBEAT)
+    home.core.ack_written(0xA1B2, home.last_ack(0xA1B2).setting, True)  # hub.toml's 60
+    req = contract.Request("settings", "hb", device_id=0xA1B2,
+                           settings=((F.S_HEARTBEAT_MIN, 720),))
+    home.core.on_request(req)
+    assert home.pub.responses[-1][2] == contract.Result.HOLD
+    assert home.core.home.supervisor.window_ms(0xA1B2) == (2 * 720 + 10) * MIN
+    home.send(0xA1B2, F.T_HEARTBEAT)  # the device hears 720 in this ack
+    assert (home.last_ack(0xA1B2).setting, home.last_ack(0xA1B2).value) == (
+        F.S_HEARTBEAT_MIN, 720)
+    home.core.ack_written(0xA1B2, F.S_HEARTBEAT_MIN, True)
+    for _ in range(12):  # 12 h of silence: the device's next heartbeat is not due yet
+        home.clock.advance(60 * MIN)
+        home.core.tick()
+    assert not missing(home, 0xA1B2)
+    assert home.core.home.supervisor.state(0xA1B2) == "online"
+    assert home.core.home.supervisor.window_ms(0xC3D4) == (2 * 30 + 10) * MIN  # not its own
+
+
+def test_a_shorter_heartbeat_is_supervised_once_the_device_has_it(home):
+    """Until a device hears a shorter heartbeat it keeps its old one: expecting the short one
+    at once would call it missing before its next report is due."""
+    req = contract.Request("settings", "hb", settings=((F.S_HEARTBEAT_MIN, 15),))  # whole home
+    home.core.on_request(req)
+    sup = home.core.home.supervisor
+    assert sup.window_ms(0xA1B2) == (2 * 60 + 10) * MIN  # hub.toml's, still on the device
+    assert sup.window_ms(0xC3D4) == (2 * 30 + 10) * MIN
+    home.send(0xC3D4, F.T_HEARTBEAT)
+    ack = home.last_ack(0xC3D4)
+    assert (ack.setting, ack.value) == (F.S_HEARTBEAT_MIN, 15)
+    assert sup.window_ms(0xC3D4) == (2 * 30 + 10) * MIN  # written, not yet confirmed
+    home.core.ack_written(0xC3D4, ack.setting, True)
+    home.core.tick()  # the supervisor follows within a tick
+    assert sup.window_ms(0xC3D4) == (2 * 15 + 10) * MIN
+    assert sup.window_ms(0xA1B2) == (2 * 60 + 10) * MIN  # the button has not heard it yet
+    home.clock.advance(41 * MIN)
+    home.core.tick()
+    assert missing(home, 0xC3D4) and not missing(home, 0xA1B2)
+
+
+def test_a_failed_write_of_a_shorter_heartbeat_keeps_the_longer_window(home):
+    home.core.on_request(contract.Request("settings", "hb", device_id=0xC3D4,
+                                          settings=((F.S_HEARTBEAT_MIN, 15),)))
+    home.send(0xC3D4, F.T_HEARTBEAT)
+    home.core.ack_written(0xC3D4, F.S_HEARTBEAT_MIN, False)
+    home.core.tick()
+    assert home.core.home.supervisor.window_ms(0xC3D4) == (2 * 30 + 10) * MIN
+    assert home.core.devices[0xC3D4].settings == {F.S_HEARTBEAT_MIN: 15}  # sent again
+
+
+def test_a_device_setting_the_devices_would_not_keep_is_refused_and_changes_nothing(home):
+    """The firmware clamps its settings (shared/frame.py SETTING_LO/HI): a value outside them
+    would never be in force, so the hub must not answer "devices get it"."""
+    home.send(0xC3D4, F.T_HEARTBEAT)
+    home.core.ack_written(0xC3D4, F.S_HEARTBEAT_MIN, True)
+    for name, value in (("fall_cancel_window", 0), ("fall_cancel_window", 31),
+                        ("activity_interval", 241), ("heartbeat_interval", 1441)):
+        body = '{"transaction": 1, "settings": {"%s": %d, "quiet_end": 400}}' % (name, value)
+        with pytest.raises(contract.ContractError) as e:
+            contract.parse_request("carebeacon/v1/test-county/hub-a/request/settings", body,
+                                   county="test-county", hub_id="hub-a")
+        assert e.value.result == contract.Result.WRONG_DATA, (name, value)
+    # a Request made without the contract's parser (a bug, a test double) changes nothing either
+    sid = contract.SETTINGS["fall_cancel_window"][0]
+    home.core.on_request(contract.Request("settings", "r", settings=((sid, 0), (5, 400))))
+    assert home.pub.responses[-1][2] == contract.Result.WRONG_DATA
+    assert home.core.devices[0xC3D4].settings == {}
+    assert home.store.get_state("device_settings") is None

@@ -36,3 +36,19 @@ def test_learned_gaps_widen_the_window_for_a_slow_device():
 def test_unknown_device_is_ignored():
     s = Supervisor()
     assert s.seen(99, 0) is None and s.state(99) == "unknown"
+
+
+def test_a_new_interval_applies_at_once_and_forgets_the_old_gaps():
+    s = Supervisor(misses=2, grace_ms=0)
+    s.add(3, 10 * MIN, 0)
+    t = 0
+    for _ in range(20):
+        t += 25 * MIN
+        s.seen(3, t)
+    assert s.window_ms(3) >= 50 * MIN  # learned
+    s.set_interval(3, 60 * MIN)
+    assert s.window_ms(3) == 120 * MIN and s.check(t + 119 * MIN) == []
+    s.set_interval(3, 5 * MIN)
+    assert s.window_ms(3) == 10 * MIN  # the 25 min gaps were under another interval
+    assert s.state(3) == ONLINE
+    s.set_interval(99, MIN)  # an unknown device: nothing
