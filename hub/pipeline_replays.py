@@ -61,10 +61,11 @@ class ReplayChecks:
         """A frame whose number the replay window has seen. The device's retransmission of
         the stored frame (same type and arg: only age and attempt change) is acknowledged
         again with the frame's current status, to the address it came from (a device
-        retrying over a lost ack must hear it) when that is the device's known address or
-        the copy was sent just now (_fresh); a stale copy from elsewhere is counted and
-        dropped: a recording replayed from ever new addresses would have the hub open an ack
-        connection for each, holding up the device's own acks. Only a copy sent just now is
+        retrying over a lost ack must hear it) when that is the device's known address (or
+        none is known yet) or the copy was sent just now (_fresh); a stale copy from
+        elsewhere is counted and dropped: a recording replayed from ever new addresses
+        would have the hub open an ack connection for each, holding up the device's own
+        acks. Only a copy sent just now is
         a sign of life, and no duplicate moves where acknowledgements go. A frame unlike the
         stored one is no retransmission but a reused number (_reused)."""
         rt = self.devices[dev_id]
@@ -79,7 +80,9 @@ class ReplayChecks:
             self.home.seen(dev_id, now)
         else:
             self.counters["duplicate_stale"] += 1
-            if address != rt.address:
+            # (No known address yet, after a restart: acknowledged. With the wall clock
+            # stepped back (a Pi without RTC, no NTP yet) every genuine retry looks stale.)
+            if rt.address is not None and address != rt.address:
                 self.counters["duplicate_stale_dropped"] += 1
                 return "duplicate"
         status = self.store.status_of(dev_id, f.seq)

@@ -155,3 +155,20 @@ def test_a_device_that_only_repeats_an_unacknowledged_alarm_stays_online(home):
     assert [m["device"]["id"] for m in buttons].count("0000a1b2") == 0
     assert home.core.home.supervisor.state(BUTTON) == "online"
     assert home.core.counters["duplicate_stale"] == 0
+
+
+def test_after_a_restart_with_the_wall_clock_behind_the_devices_retries_are_still_acked(home):
+    """A Pi without a real-time clock restarts after a power cut at its last saved time (10 min
+    behind) and without internet (no NTP): every genuine retry of the stored SOS then looks
+    stale by the wall clock, and the hub does not know the device's address yet (it learns it
+    from a new frame). The retry must still get its status: only a copy from somewhere else
+    than a known device address is dropped."""
+    sos = advert(home, BUTTON, 1, F.T_SOS)
+    assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
+    home.restart()
+    acks = addressed(home)
+    home.clock.wall -= 10 * MIN  # the clock went back to the last saved time
+    home.clock.advance(30_000)
+    retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=30_000, attempt=4)
+    assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
+    assert acks == [(BUTTON, DEV_ADDR, 1, F.ACK_STORED)]
