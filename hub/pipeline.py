@@ -57,6 +57,8 @@ from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
 
 log = logging.getLogger("carebeacon.hub")
 
+BAD_TAGS_LOGGED = 5  # refused frames logged one by one per device; then the 10th, 100th, ...
+
 RSSI_MIN, RSSI_MAX = -127, 20  # the contract's rssi (docs/mqtt/schemas/event.json)
 
 
@@ -151,9 +153,13 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         except F.FrameError as e:
             rt.bad_tags += 1
             self.counters["refused"] += 1
-            log.warning(
-                "refused a frame claiming device %08x from %s: %s", dev_id, address, e.reason
-            )
+            if rt.bad_tags <= BAD_TAGS_LOGGED or rt.bad_tags in (10, 100, 1000) or \
+                    rt.bad_tags % 10_000 == 0:
+                # (not every one: anyone who knows a device's id could flood the journal)
+                log.warning(
+                    "refused a frame claiming device %08x from %s: %s (%d so far)",
+                    dev_id, address, e.reason, rt.bad_tags,
+                )
             if rt.bad_tags in (10, 100, 1000):
                 self.hub_fault(
                     205, f"{rt.bad_tags} refused frames claiming device {dev_id:08x}", device=dev_id

@@ -5,6 +5,7 @@ windows kept across a restart. The harness is in pipeline_testing.py."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 from hub import contract
@@ -47,10 +48,13 @@ def test_retry_of_a_stored_frame_is_acknowledged_again_not_stored_twice(home):
     assert home.store.stats()["events"] == 1 if "events" in home.store.stats() else True
 
 
-def test_forged_frames_are_refused_counted_and_reported(home):
+def test_forged_frames_are_refused_counted_and_reported(home, caplog):
+    caplog.set_level(logging.WARNING, logger="carebeacon")
     for _ in range(10):
         what, _ = home.send(0xA1B2, F.T_SOS, key=os.urandom(16))
         assert what == "refused"
+    # the first five and the tenth are logged: a flood of forgeries cannot fill the journal
+    assert len([r for r in caplog.records if "refused a frame" in r.getMessage()]) == 6
     assert not home.published("manual_alarm") and not home.acks
     assert home.core.devices[0xA1B2].bad_tags == 10
     [fault] = home.published("fault")

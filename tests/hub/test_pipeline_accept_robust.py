@@ -12,6 +12,7 @@ double.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -244,3 +245,28 @@ def test_the_daemon_reports_a_failing_tick_once_and_keeps_running(home, caplog):
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1  # the first with its traceback; then counted (10th logged)
     assert any("10 times so far" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bug_in_an_acknowledgement_write_is_reported_and_the_write_counted_failed(home):
+    """The daemon's ack-writer task: an unexpected exception from the radio was left in a
+    task nobody awaits ("Task exception was never retrieved"), with no fault. Now it is fault
+    208 and the write counts as failed (the device's next retry gets a new ack)."""
+
+    class BrokenRadio:
+        async def send_ack(self, address, data):
+            raise KeyError("a bug in the radio")
+
+    async def body():
+        daemon = Daemon(home.cfg, store=home.store)
+        daemon.core = home.core
+        daemon.radio = BrokenRadio()
+        daemon.keep_running_on_errors = True
+        failed = home.core.counters["ack_failed"]
+        daemon._acker(BUTTON, "AA:BB:CC:00:B2:01", bytes(20), F.S_NONE)
+        await asyncio.gather(*daemon._tasks)  # nothing left to raise in the task
+        assert home.core.counters["ack_failed"] == failed + 1
+        [fault] = home.published("fault")
+        assert fault["fault"]["code"] == 208
+        assert "an acknowledgement write failed: KeyError" in fault["fault"]["text"]
+
+    asyncio.run(body())
