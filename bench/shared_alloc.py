@@ -374,6 +374,36 @@ class _Verify(_Driver):
         self.i = i
 
 
+class _VerifyAck(_Driver):
+    # the tag checked with the type of the message pending under the ack's number
+    name = "verify_ack"
+
+    def run(self, n):
+        o = self.obj
+        buf = self.buf
+        i = self.i
+        end = i + n
+        while i < end:
+            o.verify_ack(buf, 8)  # T_HEARTBEAT
+            i += 1
+        self.i = i
+
+
+class _PeekAck(_Driver):
+    # the number an ack claims, read before it is verified (firmware/apps/core.py)
+    name = "peek_ack"
+
+    def run(self, n):
+        peek = self.obj
+        buf = self.buf
+        i = self.i
+        end = i + n
+        while i < end:
+            peek(buf)
+            i += 1
+        self.i = i
+
+
 def _pattern(name):
     p = bytearray(_PAT_LEN)
     if name == "button":
@@ -480,6 +510,16 @@ def _build_verify():
     return _Verify, c
 
 
+def _build_verify_ack():
+    return _VerifyAck, _codec()
+
+
+def _build_peek_ack():
+    from shared.frame import peek_ack_seq
+
+    return _PeekAck, peek_ack_seq
+
+
 CASES = (
     ("Button.update", "button", _build_button),
     ("Pir.update", "pir", _build_pir),
@@ -492,6 +532,8 @@ CASES = (
     ("Codec.encode", "frame", _build_encode),
     ("Codec.encode id>=2**30", "frame", _build_encode_big_id),
     ("Codec.verify", "frame", _build_verify),
+    ("Codec.verify_ack", "frame", _build_verify_ack),
+    ("peek_ack_seq", "frame", _build_peek_ack),
 )
 GOAL_ZERO = (
     "Button.update",
@@ -521,6 +563,9 @@ def _make(name, warm, n):
     if cls is _Encode or cls is _Verify:
         d.buf = bytearray(24)
         obj.encode(d.buf, 1, 8, 0, 0, 0)
+    elif cls is _VerifyAck or cls is _PeekAck:
+        d.buf = bytearray(20)
+        _codec().encode_ack(d.buf, 1, 8, 2, 0x800000, 0, 0)  # a HEARTBEAT's DELIVERED
     try:
         d.run(warm)
     except Exception as e:
@@ -614,7 +659,7 @@ def main(n=2000, warm=200):
         except Exception as e:
             print("%-22s skipped: failed: %s: %s" % (name, type(e).__name__, e))
             continue
-        seen = "-" if isinstance(d, (_Encode, _Verify)) else "0x%02x" % ev
+        seen = "-" if isinstance(d, (_Encode, _Verify, _VerifyAck, _PeekAck)) else "0x%02x" % ev
         if isinstance(d, _Retry):
             seen = str(ev)
         print("%-22s %9.2f %12.1f %10.2f  %s" % (name, alloc / n, cost / n, cost / base_cost, seen))

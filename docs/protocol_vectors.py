@@ -32,10 +32,11 @@ def frame(key, device_id, seq, mtype, attempt, age_ms, arg) -> bytes:
     return body + tag(key, body)
 
 
-def ack(key, device_id, seq, status, clock, setting, value) -> bytes:
+def ack(key, device_id, seq, mtype, status, clock, setting, value) -> bytes:
+    """`mtype`: the acknowledged frame's type, not sent but under the tag."""
     body = struct.pack(">BIB", 0x11, seq, status) + clock.to_bytes(3, "big")
     body += struct.pack(">BH", setting, value)
-    return body + tag(key, body[:1] + struct.pack(">I", device_id) + body[1:])
+    return body + tag(key, body[:1] + struct.pack(">IB", device_id, mtype) + body[1:])
 
 
 def clock(tod_s: int, weekday: int) -> int:
@@ -60,11 +61,12 @@ def main() -> None:
         (k2, 0x00000002, 100, 11, 0, 0, (2 << 16) | (1 << 8)),  # fault PIR stuck raised
         (k1, 0x00000003, 5, 14, 0, 100 * 86400000, 1),  # door, age saturates (22.7 days)
     ]
-    acks = [
-        (k1, 0x12345678, 7, 1, 0, 0, 0),  # stored, no clock
-        (k1, 0x12345678, 7, 2, clock(3600, 0), 0, 0),  # delivered, Monday 01:00
-        (k2, 0xFFFFFFFF, 0xFFFFFFFF, 3, clock(86399, 6), 1, 60),  # help + heartbeat 60 min
-        (k2, 0x00000002, 99, 1, clock(0, 7), 5, 420),  # stored, quiet hours end 07:00
+    acks = [  # (key, device id, seq, acknowledged frame's type, status, clock, setting, value)
+        (k1, 0x12345678, 7, 1, 1, 0, 0, 0),  # SOS stored, no clock
+        (k1, 0x12345678, 7, 1, 2, clock(3600, 0), 0, 0),  # SOS delivered, Monday 01:00
+        (k2, 0xFFFFFFFF, 0xFFFFFFFF, 2, 3, clock(86399, 6), 1, 60),  # help + heartbeat 60 min
+        (k2, 0x00000002, 99, 8, 1, clock(0, 7), 5, 420),  # heartbeat stored, quiet hours end
+        (k1, 0x12345678, 7, 8, 2, clock(3600, 0), 0, 0),  # a HEARTBEAT's under the SOS's seq
     ]
     out = {"frames": [], "acks": [], "reject": []}
     for k, dev, seq, t, att, age, arg in frames:
@@ -75,13 +77,15 @@ def main() -> None:
             "age_ms": age, "decoded_age_ms": dec_age, "arg": arg,
             "bytes": fr.hex(), "adv": adv(fr).hex(),
         })
-    for k, dev, seq, st, clk, s, v in acks:
+    for k, dev, seq, t, st, clk, s, v in acks:
         out["acks"].append({
-            "key": k.hex(), "device_id": dev, "seq": seq, "status": st, "clock": clk,
-            "setting": s, "value": v, "bytes": ack(k, dev, seq, st, clk, s, v).hex(),
+            "key": k.hex(), "device_id": dev, "seq": seq, "type": t, "status": st,
+            "clock": clk, "setting": s, "value": v,
+            "bytes": ack(k, dev, seq, t, st, clk, s, v).hex(),
         })
     good = frame(k1, 0x12345678, 7, 1, 2, 1234, 0)
-    good_ack = ack(k1, 0x12345678, 7, 1, 0, 0, 0)
+    good_ack = ack(k1, 0x12345678, 7, 1, 1, 0, 0, 0)
+    # ("type": the acknowledged frame's type an "ack" vector is checked as: SOS)
     bad = [
         ("frame", good[:-1], "truncated"),
         ("frame", good + b"\0", "too long"),
@@ -91,13 +95,16 @@ def main() -> None:
         ("frame", good[:9] + bytes([2]) + good[10:], "type changed, tag kept"),
         ("frame", frame(k1, 0x12345678, 7, 15, 0, 0, 0), "unknown type, valid tag"),
         ("ack", good_ack[:12] + bytes(8), "zero tag"),
-        ("ack", ack(k1, 0x12345679, 7, 1, 0, 0, 0), "acknowledgement for another device"),
-        ("ack", ack(k1, 0x12345678, 7, 4, 0, 0, 0), "unknown status, valid tag"),
+        ("ack", ack(k1, 0x12345679, 7, 1, 1, 0, 0, 0), "acknowledgement for another device"),
+        ("ack", ack(k1, 0x12345678, 7, 1, 4, 0, 0, 0), "unknown status, valid tag"),
+        ("ack", ack(k1, 0x12345678, 7, 8, 2, clock(3600, 0), 0, 0),
+         "a HEARTBEAT's acknowledgement under the SOS's seq (a reused number)"),
         ("ack", good[:20], "a device frame cut to acknowledgement length"),
     ]
     for kind, data, why in bad:
         out["reject"].append({
-            "kind": kind, "key": k1.hex(), "device_id": 0x12345678, "bytes": data.hex(), "why": why,
+            "kind": kind, "key": k1.hex(), "device_id": 0x12345678, "type": 1,
+            "bytes": data.hex(), "why": why,
         })
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT} ({len(frames)} frames, {len(acks)} acks, {len(bad)} rejects)")

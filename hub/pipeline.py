@@ -43,6 +43,7 @@ import time
 from collections import Counter
 
 from hub import contract, events as E
+from hub.clock_sync import ClockWatch, kernel_synced
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
 from hub.home import HomeWatch
 from hub.pipeline_acks import DeviceAcks, DeviceRuntime
@@ -85,6 +86,10 @@ class Clock:
         # A Pi without RTC starts in 1970 (or at its last fake-hwclock save) until NTP syncs.
         return t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec, t.tm_wday, t.tm_year >= 2024
 
+    def synced(self) -> bool | None:
+        """Has a time service set the wall clock (hub/clock_sync.py)? None: cannot tell."""
+        return kernel_synced()
+
 
 class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
     def __init__(
@@ -105,6 +110,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         self.cfg, self.store = cfg, store
         self.publisher, self.acker = publisher, acker
         self.clock = clock or Clock()
+        self.clock_watch = ClockWatch()
         self.codecs = {d: F.Codec(d, k) for d, k in cfg.keys.items() if d in cfg.devices}
         self.windows: dict[int, ReplayWindow] = {}
         for d in cfg.devices:
@@ -255,7 +261,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         self.store.touch_device(dev_id, last_seen_ms=wall, rssi=rssi, battery=rt.battery)
         if status:
             rt.unacked.append(f.seq)
-            self._ack(dev_id, f.seq, status)
+            self._ack(dev_id, f.seq, f.mtype, status)
         self.home.frame(dev, f, now)
         return "stored" if added.durable else "held"
 
@@ -327,13 +333,30 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         for the daemon to log and report (hub/daemon.py) and for tests to see."""
         now = self.clock.mono_ms()
         error: Exception | None = None
-        for part in (self._flush_store, self.home.tick, self._tick_outbox, self.unknown.tick):
+        parts = (self._flush_store, self.home.tick, self._tick_outbox, self.unknown.tick,
+                 self._watch_clock)
+        for part in parts:
             try:
                 part(now)
             except Exception as e:
                 error = error or e
         if error is not None:
             raise error
+
+    def _watch_clock(self, now: int) -> None:
+        change = self.clock_watch.update(now, self.clock_synced())
+        if change > 0:
+            self.hub_fault(
+                203,
+                "the hub's clock has not been set by a time service (NTP) for 15 min: event"
+                " times and the time of day may be wrong; check the hub's internet and NTP",
+            )
+        elif change < 0:
+            self.hub_fault_cleared(203)
+
+    def clock_synced(self) -> bool | None:
+        synced = getattr(self.clock, "synced", None)  # (simulated clocks cannot tell)
+        return synced() if synced is not None else None
 
     def _flush_store(self, now: int) -> None:
         if self.store.fault:

@@ -9,6 +9,7 @@ last told.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from hub.home import HomeWatch
     from hub.pipeline import Clock
     from hub.store import Store
+
+log = logging.getLogger("carebeacon.hub")
 
 _UNACKED_KEPT = 16  # frames per device awaiting their first ack: > the device's 6 outbox slots
 RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
@@ -65,9 +68,13 @@ class DeviceAcks:
     counters: Counter[str]
     home: HomeWatch
 
-    def _ack(self, dev_id: int, seq: int, status: int, *, address: str | None = None) -> None:
+    def _ack(
+        self, dev_id: int, seq: int, mtype: int, status: int, *, address: str | None = None
+    ) -> None:
         """Acknowledge frame `seq` with `status`: to `address` (where a repeat of the frame just
-        came from), else to where the device's last new frame came from."""
+        came from), else to where the device's last new frame came from. `mtype`: the stored
+        frame's type, under the ack's tag (docs/protocol.md): a device holding another frame
+        under this number (reused after a power loss) refuses the ack."""
         rt = self.devices[dev_id]
         address = address or rt.address
         if address is None:
@@ -90,7 +97,7 @@ class DeviceAcks:
             value = rt.settings[setting]
             rt.sent[setting] = value
         data = self.codecs[dev_id].encode_ack(
-            bytearray(F.ACK_LEN), seq, status, clock, setting, value
+            bytearray(F.ACK_LEN), seq, mtype, status, clock, setting, value
         )
         self.counters["acks"] += 1
         self.acker(dev_id, address, bytes(data), setting)
@@ -105,7 +112,8 @@ class DeviceAcks:
         self.counters["ack_written" if ok else "ack_failed"] += 1
 
     def _ack_if_near(self, ref: str, status: int) -> None:
-        """Tell a device a new status at once if it is probably still listening."""
+        """Tell a device a new status at once if it is probably still listening. The ack is
+        bound to the type of the frame stored under `ref`: without that record, none is sent."""
         try:
             _, dev_id, seq = contract.parse_ref(ref)
         except ValueError:
@@ -116,7 +124,15 @@ class DeviceAcks:
             and rt.last_mono_ms is not None
             and self.clock.mono_ms() - rt.last_mono_ms < RECENT_MS
         ):
-            self._ack(dev_id, seq, status)
+            ev = self.store.get(ref)
+            if ev is None or (ev.device_id, ev.seq) != (dev_id, seq):
+                self.counters["ack_no_record"] += 1
+                log.warning(
+                    "not acknowledging %s with status %d: no stored record of it, so the"
+                    " frame type the acknowledgement must be bound to is unknown", ref, status,
+                )  # fmt: skip
+                return
+            self._ack(dev_id, seq, ev.mtype, status)
 
     def devices_told_help(self, dev_id: int, seq: int) -> None:
         """An operator acknowledged this device's alarm: tell it now if it listens."""

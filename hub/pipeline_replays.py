@@ -54,6 +54,7 @@ class ReplayChecks:
     devices: dict[int, DeviceRuntime]
     home: HomeWatch
     hub_fault: Any
+    clock_synced: Any
     _heard: Any
     _ack: Any
 
@@ -87,7 +88,8 @@ class ReplayChecks:
                 return "duplicate"
         status = self.store.status_of(dev_id, f.seq)
         if status:
-            self._ack(dev_id, f.seq, status, address=address)
+            # (f.mtype: the stored frame's type, another one under this number is _reused)
+            self._ack(dev_id, f.seq, f.mtype, status, address=address)
         return "duplicate"
 
     @staticmethod
@@ -99,12 +101,16 @@ class ReplayChecks:
         device's retransmissions carry the event's age, under the tag: receive time minus
         age stays at the event's time for every genuine copy, while a copy recorded and
         replayed later lands as much later. The slack covers the age's coarse steps (1 min
-        above 54 min) and a device clock running some percent off over a long retry."""
+        above 54 min) and a device clock running some percent off over a long retry. For a
+        frame accepted before a restart only the wall clock can tell, and only once a time
+        service set it: a Pi restarted without RTC is behind by its outage, and a recording
+        replayed that much later would look fresh (a dead device kept "online")."""
         origin = self.devices[dev_id].origins.get(f.seq)  # mono ms, frames accepted this run
         if origin is not None:
             return abs(now - f.age_ms - origin) <= self._slack(f)
-        return (  # accepted before a restart
+        return (  # accepted before a restart: by the wall clock, if a time service set it
             stored is not None
+            and self.clock_synced() is not False
             and abs(self.clock.wall_ms() - f.age_ms - stored.event_ms) <= self._slack(f)
         )
 

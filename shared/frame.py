@@ -8,7 +8,9 @@
 #   16 tag(8) = HMAC-SHA256(key, bytes 0..15)[:8]
 # Acknowledgement, 20 bytes (fits one default-MTU GATT write, 23 - 3):
 #   0 hdr  1 seq(4)  5 status  6 clock(3)  9 setting  10 value(2)
-#   12 tag(8) = HMAC-SHA256(key, hdr || device_id || bytes 1..11)[:8]
+#   12 tag(8) = HMAC-SHA256(key, hdr || device_id || type || bytes 1..11)[:8]
+#   (type: the acknowledged frame's message type, not sent: both sides know it, and an ack
+#   made for one frame cannot raise another frame under a reused number)
 from shared.compat import const
 from shared.hmac256 import Hmac256, equal
 
@@ -150,6 +152,14 @@ def peek_device_id(data):
     return _get32(data, 1)
 
 
+def peek_ack_seq(data):
+    """The number an acknowledgement claims to answer, to find the frame (and so the type) it
+    must verify against. Not authenticated: verify_ack with that frame's type before use."""
+    if len(data) != ACK_LEN or data[0] != HDR_ACK:
+        raise FrameError("not a version-1 acknowledgement")
+    return _get32(data, 1)
+
+
 class Frame:
     """A verified device frame (hub side)."""
 
@@ -187,6 +197,13 @@ class Codec:
         self._mac = Hmac256(key)
         self._id = bytearray(4)
         _put32(self._id, 0, device_id)
+        # What an acknowledgement's tag covers before its bytes 1..11: header, device id and
+        # the acknowledged frame's type (byte 5, set per call). Preallocated, so a device
+        # verifies an ack without allocating for it (one Codec is used by one thread).
+        self._ack_pre = bytearray(6)
+        self._ack_pre[0] = HDR_ACK
+        for i in range(4):
+            self._ack_pre[1 + i] = self._id[i]
 
     # -- device frames --------------------------------------------------------
     def encode(self, buf, seq, mtype, arg=0, age_ms=0, attempt=0, age_min=0):
@@ -236,11 +253,18 @@ class Codec:
         return Frame(self.device_id, _get32(data, 5), mtype, data[10], age, _get24(data, 13))
 
     # -- acknowledgements -----------------------------------------------------
-    def _ack_tag(self, ack):
-        return self._mac.digest(memoryview(ack)[:1], self._id, memoryview(ack)[1:12])
+    def _ack_tag(self, ack, mtype):
+        # HMAC(key, header || device id || type || bytes 1..11); the header is HDR_ACK
+        # (written by encode_ack, checked by verify_ack before this), so the prefix is fixed.
+        pre = self._ack_pre
+        pre[5] = mtype
+        return self._mac.digest(pre, memoryview(ack)[1:12])
 
-    def encode_ack(self, buf, seq, status, clock=0, setting=S_NONE, value=0):
-        """Write a sealed 20-byte acknowledgement of frame `seq` into `buf`."""
+    def encode_ack(self, buf, seq, mtype, status, clock=0, setting=S_NONE, value=0):
+        """Write a sealed 20-byte acknowledgement of frame `seq` (message type `mtype`) into
+        `buf`. The type is not sent but is under the tag: see verify_ack."""
+        if not 1 <= mtype <= T_MAX:
+            raise ValueError("unknown message type")
         if not 1 <= status <= ACK_MAX or not 0 <= setting <= S_MAX:
             raise ValueError("unknown status or setting")
         if not 0 <= value <= 0xFFFF or not 0 <= clock <= 0xFFFFFF:
@@ -252,19 +276,26 @@ class Codec:
         buf[9] = setting
         buf[10] = value >> 8
         buf[11] = value & 0xFF
-        tag = self._ack_tag(buf)
+        tag = self._ack_tag(buf, mtype)
         for i in range(TAG_LEN):
             buf[12 + i] = tag[i]
         return buf
 
-    def verify_ack(self, data):
-        """Check an acknowledgement sent to this device; return an Ack or raise FrameError."""
+    def verify_ack(self, data, mtype):
+        """Check an acknowledgement sent to this device for its frame of type `mtype` (the
+        frame pending under the ack's seq: peek_ack_seq); return an Ack or raise FrameError.
+
+        An ack made for another frame under the same number (a number repeated after a power
+        loss, docs/protocol.md) fails its tag: it cannot give this frame that one's status.
+        """
+        if not 1 <= mtype <= T_MAX:  # (a bytearray on MicroPython would wrap 256 to 0)
+            raise ValueError("unknown message type")
         if len(data) != ACK_LEN:
             raise FrameError("length %d, expected %d" % (len(data), ACK_LEN))
         if data[0] != HDR_ACK:
             raise FrameError("header 0x%02x is not a version-1 acknowledgement" % data[0])
-        if not equal(data, 12, self._ack_tag(data), TAG_LEN):
-            raise FrameError("bad tag (forged, corrupted or wrong key)")
+        if not equal(data, 12, self._ack_tag(data, mtype), TAG_LEN):
+            raise FrameError("bad tag (forged, corrupted, wrong key or another frame's)")
         status = data[5]
         setting = data[9]
         if not 1 <= status <= ACK_MAX:

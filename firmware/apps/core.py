@@ -4,9 +4,10 @@ Core turns "send this message" into frames on the air: it numbers the message,
 keeps it in the outbox (firmware/apps/outbox.py: the slots, their retries, the
 status each message needs, which frame goes next) and drives the radio until
 the hub's authenticated acknowledgement settles it. An acknowledgement counts
-only if its tag verifies, it names a number in the outbox and raises that
-number's status: forged, replayed or stale ones change nothing, not even
-settings or the clock.
+only if it names a number in the outbox, its tag verifies for that number's
+message type (one made for another frame under a number repeated after a
+power loss fails) and it raises that number's status: forged, replayed or
+stale ones change nothing, not even settings or the clock.
 
 Numbers come from shared.seqblock: a new block end is committed to NVS before
 the first number of the block is used. If NVS fails the number is used anyway
@@ -45,6 +46,7 @@ from shared.frame import (
     FrameError,
     build_adv,
     is_alarm,
+    peek_ack_seq,
 )
 from shared.seqblock import SeqBlock
 from shared.ticks import ticks_add, ticks_diff
@@ -74,8 +76,10 @@ class Core:
         self.was_connected = False
         self.settings = Settings(hal, cfg)  # what the hub sent, and its clock
         self.hb_at = 0  # tick of the next heartbeat
-        self.bad_acks = 0  # failed the tag or malformed: forged, corrupted, wrong key
-        self.stale_acks = 0  # verified but matching nothing pending: replays, duplicates
+        self.bad_acks = 0  # malformed or failed the tag: forged, corrupted, wrong key, or
+        # made for another frame under the same number
+        self.stale_acks = 0  # for no number pending (not verified: it changes nothing), or
+        # verified but raising nothing: replays, duplicates
         self.storage_fault = False
         self.seq_unsaved = False  # the block in use is not durable: NVS refused its end
         self.sent_frames = 0
@@ -222,13 +226,30 @@ class Core:
                 self.bad_acks += 1
                 self.hal.trace("bad_ack", n)
                 continue
+            ob = self.outbox
+            # The tag covers the type of the frame acknowledged (docs/protocol.md): look the
+            # claimed number up first, changing nothing, and verify with that frame's type,
+            # so an ack made for another frame under the same number (one repeated after a
+            # power loss) fails. A number with nothing pending needs no verifying: whatever
+            # such an ack says, it changes nothing, authentic or not (and a junk write costs
+            # no HMAC). It is counted as stale, as a verified replay was.
             try:
-                ack = self.codec.verify_ack(self._ack)
+                seq = peek_ack_seq(self._ack)
             except FrameError:
                 self.bad_acks += 1
                 self.hal.trace("bad_ack", n)
                 continue
-            ob = self.outbox
+            mtype = ob.type_of(seq)
+            if not mtype:
+                self.stale_acks += 1
+                self.hal.trace("stale_ack", seq)
+                continue
+            try:
+                ack = self.codec.verify_ack(self._ack, mtype)
+            except FrameError:
+                self.bad_acks += 1
+                self.hal.trace("bad_ack", n)
+                continue
             i = ob.match(ack.seq, ack.status, now_ms)
             if i < 0:
                 self.stale_acks += 1

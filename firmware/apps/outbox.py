@@ -182,6 +182,8 @@ class Outbox:
         return self.o_status[i] if i >= 0 else -1
 
     def type_of(self, seq):
+        """The type of the message pending under `seq`, 0 if none. Changes nothing: the Core
+        verifies an acknowledgement's tag with it (the tag covers the type) before match()."""
         i = self.slot(seq)
         return self.o_type[i] if i >= 0 else 0
 

@@ -5,7 +5,11 @@ It hears every advert, verifies the frame with the device's key
 hears a frame it connects, writes an authenticated acknowledgement with the
 message's current status, the clock and one pending setting, and disconnects.
 A frame heard again (a retry) is acknowledged again with its current status
-(protocol: duplicates are re-acknowledged). Statuses climb on their own:
+(protocol: duplicates are re-acknowledged). Each acknowledgement is bound to
+the type of the frame it first heard under that number (its "stored record"):
+a frame under a number reused after a power loss thus gets acknowledgements
+its device refuses, as it would one left in a real hub's queue (the real hub
+sends none, hub/pipeline_replays.py). Statuses climb on their own:
 STORED at once, DELIVERED after deliver_ms, HELP for SOS / FALL_CONFIRMED
 after help_ms (None: never); set_status() overrides.
 
@@ -128,10 +132,11 @@ class LoopbackHub:
     def _drop(self, device):
         self._events = [e for e in self._events if e[3] is not device]
 
-    def ack_bytes(self, device_id, seq, status, now_ms, setting=0, value=0):
+    def ack_bytes(self, device_id, seq, mtype, status, now_ms, setting=0, value=0):
+        """An acknowledgement of frame `seq` of type `mtype` (under the tag, not sent)."""
         codec = self.codecs[device_id]
         tod = -1 if self.tod_s < 0 else (self.tod_s + (now_ms - self.tod_at) // 1000) % 86400
-        return bytes(codec.encode_ack(bytearray(ACK_LEN), seq, status,
+        return bytes(codec.encode_ack(bytearray(ACK_LEN), seq, mtype, status,
                                       encode_clock(tod, self.weekday), setting, value))
 
     def _write(self, device, now_ms):
@@ -141,8 +146,10 @@ class LoopbackHub:
         if f is None:
             return
         st = self.status_of(f.device_id, f.seq, now_ms)
+        mtype = self.first_seen[(f.device_id, f.seq)][1]  # the record's, not the advert's
         setting, value = self.settings.pop(0) if self.settings else (0, 0)
-        device.radio.deliver_write(self.ack_bytes(f.device_id, f.seq, st, now_ms, setting, value))
+        device.radio.deliver_write(
+            self.ack_bytes(f.device_id, f.seq, mtype, st, now_ms, setting, value))
         self.acks_sent.append((now_ms, device.plat.name, f.seq, st))
 
 

@@ -23,7 +23,7 @@ from firmware.hal import IN_BUTTON, IN_PIR
 from firmware.hal.sim import SimPlatform
 from firmware.hal.simhub import LoopbackHub, seqs_unique
 from firmware.hal.simworld import World
-from shared.frame import ACK_LEN, ACK_STORED, Codec
+from shared.frame import ACK_DELIVERED, ACK_LEN, ACK_STORED, T_ACTIVITY, T_HEARTBEAT, Codec
 
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = {
@@ -110,8 +110,10 @@ class Forger:
 
     kinds: "key" (wrong key), "device" (made for another device id with the same key),
     "replay" (a genuine acknowledgement recorded earlier, for another number),
-    "short" (19 bytes), "status" (genuine tag over a bad status byte is impossible:
-    a flipped byte breaks the tag).
+    "short" (19 bytes), "flip" (genuine tag over a bad status byte is impossible:
+    a flipped byte breaks the tag), "type" (a genuine DELIVERED made for another frame
+    under the same number: a HEARTBEAT's, or an ACTIVITY's for a HEARTBEAT: a number
+    reused after a power loss), "right" (a genuine DELIVERED for the frame itself).
     """
 
     def __init__(self, hub: LoopbackHub, device_id: int,
@@ -133,31 +135,37 @@ class Forger:
         if not self.active:
             return
         f = self.genuine.verify(frame_from_adv(adv))
-        self._queue.append((device.plat.now + 100, device, f.seq))  # a forger is fast, not instant
+        # a forger is fast, not instant
+        self._queue.append((device.plat.now + 100, device, f.seq, f.mtype))
 
     def stop(self, device):
         self.hub.stop(device)
 
-    def _forge(self, kind, seq):
+    def _forge(self, kind, seq, mtype):
         buf = bytearray(ACK_LEN)
         if kind == "key":
-            return bytes(self.wrong_key.encode_ack(buf, seq, 3))
+            return bytes(self.wrong_key.encode_ack(buf, seq, mtype, 3))
         if kind == "device":
-            return bytes(self.other_dev.encode_ack(buf, seq, 3))
+            return bytes(self.other_dev.encode_ack(buf, seq, mtype, 3))
         if kind == "replay":
-            return bytes(self.genuine.encode_ack(buf, seq + 1000, 3))
+            return bytes(self.genuine.encode_ack(buf, seq + 1000, mtype, 3))
         if kind == "flip":
-            b = bytearray(self.genuine.encode_ack(buf, seq, ACK_STORED))
+            b = bytearray(self.genuine.encode_ack(buf, seq, mtype, ACK_STORED))
             b[5] = 3  # STORED -> HELP without the key: the tag no longer matches
             return bytes(b)
-        return bytes(self.genuine.encode_ack(buf, seq, 3))[:19]
+        if kind == "type":
+            other = T_HEARTBEAT if mtype != T_HEARTBEAT else T_ACTIVITY
+            return bytes(self.genuine.encode_ack(buf, seq, other, ACK_DELIVERED))
+        if kind == "right":
+            return bytes(self.genuine.encode_ack(buf, seq, mtype, ACK_DELIVERED))
+        return bytes(self.genuine.encode_ack(buf, seq, mtype, 3))[:19]
 
     def poll(self, now_ms):
         while self._queue and self._queue[0][0] <= now_ms:
-            _t, device, seq = self._queue.pop(0)
+            _t, device, seq, mtype = self._queue.pop(0)
             if device.radio.connect():
                 for k in self.kinds:
-                    device.radio.deliver_write(self._forge(k, seq))
+                    device.radio.deliver_write(self._forge(k, seq, mtype))
                     self.writes += 1
                 device.radio.disconnect()
         t = self.hub.poll(now_ms)

@@ -127,7 +127,7 @@ class SimDevice:
         self.msgs: dict[int, Msg] = {}
         self.acks: list[tuple[float, int, int]] = []  # (monotonic time, seq, status), verified
         self.bad_acks = 0  # writes that failed verification (forged / for another device)
-        self.stale_acks = 0  # verified, but for a seq this device never sent
+        self.stale_acks = 0  # for a seq this device never sent (not verified: changes nothing)
         self.transmissions = 0
         self._wake = asyncio.Event()
         self._acked = asyncio.Event()  # set on every verified ack
@@ -208,14 +208,16 @@ class SimDevice:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     def _on_write(self, data: bytes) -> None:
+        # As the firmware does (firmware/apps/core.py): find the message under the claimed
+        # number, then verify the tag with that message's type (the tag covers it).
         try:
-            ack = self.codec.verify_ack(data)
+            m = self.msgs.get(F.peek_ack_seq(data))
+            if m is None:
+                self.stale_acks += 1  # nothing pending under it: changes nothing, unverified
+                return
+            ack = self.codec.verify_ack(data, m.mtype)
         except F.FrameError:
             self.bad_acks += 1
-            return
-        m = self.msgs.get(ack.seq)
-        if m is None:
-            self.stale_acks += 1
             return
         self.acks.append((time.monotonic(), ack.seq, ack.status))
         m.status = max(m.status, ack.status)

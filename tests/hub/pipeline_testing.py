@@ -100,6 +100,9 @@ class Home:
         self.acks: list[tuple[int, bytes, int]] = []
         self.codec = {d: F.Codec(d, k) for d, k in KEYS.items()}
         self.seq = {d: 0 for d in KEYS}
+        # (device, seq) -> the type of the last genuine frame sent under that number: the one
+        # a device's outbox holds, whose type it verifies acknowledgements of that number with
+        self.types: dict[tuple[int, int], int] = {}
         self.defer = defer
         self.open()
 
@@ -113,6 +116,17 @@ class Home:
             acker=lambda d, addr, data, s: self.acks.append((d, data, s)),
             defer=self.defer,
         )
+        on_frame = self.core.on_frame
+
+        def heard(address, data, rssi):  # note the type of each genuine frame, as sent
+            try:
+                f = self.codec[F.peek_device_id(data)].verify(data)
+                self.types[(f.device_id, f.seq)] = f.mtype
+            except (F.FrameError, KeyError):
+                pass
+            return on_frame(address, data, rssi)
+
+        self.core.on_frame = heard
 
     def restart(self):
         self.store.close()
@@ -126,9 +140,16 @@ class Home:
         data = bytes(codec.encode(bytearray(24), seq, mtype, arg, age_ms, attempt))
         return self.core.on_frame(f"AA:BB:CC:00:{dev & 0xFF:02X}:01", data, -61), seq
 
+    def verify_ack(self, dev, data, mtype=None):
+        """The device's check of an ack: with the type of the last frame sent under the ack's
+        number (unless `mtype` is given), as its outbox would."""
+        if mtype is None:
+            mtype = self.types[(dev, F.peek_ack_seq(data))]
+        return self.codec[dev].verify_ack(data, mtype)
+
     def last_ack(self, dev):
         d, data, _ = [a for a in self.acks if a[0] == dev][-1]
-        return self.codec[dev].verify_ack(data)
+        return self.verify_ack(dev, data)
 
     def published(self, type_=None):
         for _, msg in self.pub.events:

@@ -21,7 +21,7 @@ import pytest
 from bluez_testing import eventually
 from hil.sim.bluez import BlueZDouble
 from hub.radio import Radio, RadioHealth
-from shared.frame import ACK_LEN, COMPANY_ID, Codec
+from shared.frame import ACK_LEN, COMPANY_ID, T_SOS, Codec
 
 BUTTON = "C8:2E:18:00:00:01"
 PIR = "C8:2E:18:00:00:02"
@@ -32,9 +32,11 @@ ACK = bytes([0x11]) + bytes(range(1, 20))
 CODEC = Codec(0x0000_0001, bytes(range(16)))
 
 
-def ack(seq: int, status: int, clock: int = 0, setting: int = 0, value: int = 0) -> bytes:
-    """A real sealed acknowledgement (``clock`` makes two of one status differ)."""
-    return bytes(CODEC.encode_ack(bytearray(ACK_LEN), seq, status, clock, setting, value))
+def ack(seq: int, status: int, clock: int = 0, setting: int = 0, value: int = 0,
+        mtype: int = T_SOS) -> bytes:
+    """A real sealed acknowledgement (``clock`` makes two of one status differ) of frame `seq`
+    of type `mtype` (under the tag only: the radio never looks at it)."""
+    return bytes(CODEC.encode_ack(bytearray(ACK_LEN), seq, mtype, status, clock, setting, value))
 
 
 def frame(n: int, device: int = 1) -> bytes:

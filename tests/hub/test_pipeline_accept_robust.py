@@ -38,7 +38,7 @@ def acked(home: Home, seq: int) -> list[int]:
     out = []
     for d, data, _ in home.acks:
         if d == BUTTON:
-            ack = home.codec[BUTTON].verify_ack(data)
+            ack = home.verify_ack(BUTTON, data)
             if ack.seq == seq:
                 out.append(ack.status)
     return out

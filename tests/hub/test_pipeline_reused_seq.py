@@ -28,7 +28,7 @@ def addressed(home: Home) -> list[tuple[int, str, int, int]]:
     out: list[tuple[int, str, int, int]] = []
 
     def acker(dev, address, data, setting):
-        ack = home.codec[dev].verify_ack(data)
+        ack = home.verify_ack(dev, data)
         out.append((dev, address, ack.seq, ack.status))
 
     home.core.acker = acker

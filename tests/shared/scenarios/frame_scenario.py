@@ -29,16 +29,18 @@ for i, v in enumerate(vec["frames"]):
     print("frame", i, "ok" if ok else "FAIL", got.hex())
 for i, v in enumerate(vec["acks"]):
     c = F.Codec(v["device_id"], bytes.fromhex(v["key"]))
-    got = bytes(c.encode_ack(abuf, v["seq"], v["status"], v["clock"], v["setting"], v["value"]))
-    a = c.verify_ack(bytes.fromhex(v["bytes"]))
+    got = bytes(c.encode_ack(abuf, v["seq"], v["type"], v["status"], v["clock"], v["setting"],
+                             v["value"]))
+    a = c.verify_ack(bytes.fromhex(v["bytes"]), v["type"])
     ok = got.hex() == v["bytes"] and (a.seq, a.status, a.setting, a.value) == (
         v["seq"], v["status"], v["setting"], v["value"])
+    ok = ok and F.peek_ack_seq(got) == v["seq"]
     print("ack", i, "ok" if ok else "FAIL", a.clock_valid, a.tod_s, a.weekday)
 for i, v in enumerate(vec["reject"]):
     c = F.Codec(v["device_id"], bytes.fromhex(v["key"]))
     data = bytes.fromhex(v["bytes"])
     try:
-        c.verify(data) if v["kind"] == "frame" else c.verify_ack(data)
+        c.verify(data) if v["kind"] == "frame" else c.verify_ack(data, v["type"])
         print("reject", i, "FAIL accepted:", v["why"])
     except F.FrameError as e:
         print("reject", i, "ok", e.reason)
@@ -46,8 +48,14 @@ for i, v in enumerate(vec["reject"]):
 # Every single-bit flip of a frame and of an acknowledgement is refused.
 c = F.Codec(0x12345678, bytes(range(16)))
 good = bytes(c.encode(buf, 9, F.T_SOS, 0, 300, 1))
-good_ack = bytes(c.encode_ack(abuf, 9, F.ACK_HELP, F.encode_clock(7200, 3), 0, 0))
-for name, data, check in (("frame", good, c.verify), ("ack", good_ack, c.verify_ack)):
+good_ack = bytes(c.encode_ack(abuf, 9, F.T_SOS, F.ACK_HELP, F.encode_clock(7200, 3), 0, 0))
+
+
+def check_sos_ack(data):
+    return c.verify_ack(data, F.T_SOS)
+
+
+for name, data, check in (("frame", good, c.verify), ("ack", good_ack, check_sos_ack)):
     accepted = 0
     for bit in range(len(data) * 8):
         m = bytearray(data)
@@ -58,6 +66,24 @@ for name, data, check in (("frame", good, c.verify), ("ack", good_ack, c.verify_
         except F.FrameError:
             pass
     print("bitflips", name, "ok" if accepted == 0 else "FAIL", accepted)
+
+# An acknowledgement is bound to the type of the frame it answers: one made for a HEARTBEAT
+# under seq 7 (a number repeated after a power loss) does not verify for an SOS under seq 7.
+hb_ack = bytes(c.encode_ack(abuf, 7, F.T_HEARTBEAT, F.ACK_DELIVERED, 0, 0, 0))
+ok = c.verify_ack(hb_ack, F.T_HEARTBEAT).status == F.ACK_DELIVERED
+try:
+    c.verify_ack(hb_ack, F.T_SOS)
+    print("ack type FAIL: a HEARTBEAT's ack verified for an SOS")
+except F.FrameError as e:
+    print("ack type", "ok" if ok else "FAIL", e.reason)
+for t in range(1, F.T_MAX + 1):
+    refused = 0
+    for u in range(1, F.T_MAX + 1):
+        try:
+            c.verify_ack(bytes(c.encode_ack(abuf, 7, t, F.ACK_STORED)), u)
+        except F.FrameError:
+            refused += 1
+    print("ack type", t, "ok" if refused == F.T_MAX - 1 else "FAIL", refused)
 
 w = ReplayWindow(64)
 for s in (1, 2, 5, 3, 5, 2, 70, 6, 7, 69, 200, 136, 137, 199, 201):
