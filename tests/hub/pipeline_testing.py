@@ -155,3 +155,20 @@ class Home:
         for _, msg in self.pub.events:
             self.schemas.check("event", msg)
         return [m for _, m in self.pub.events if type_ is None or m["type"] == type_]
+
+
+def advert(home: Home, dev: int, seq: int, mtype: int, arg=0, age_ms=0, attempt=0) -> bytes:
+    """A device's advert payload as its own codec seals it (a recording replays these bytes)."""
+    return bytes(home.codec[dev].encode(bytearray(24), seq, mtype, arg, age_ms, attempt))
+
+
+def addressed(home: Home) -> list[tuple[int, str, int, int]]:
+    """Record every acknowledgement as (device, address, seq, status)."""
+    out: list[tuple[int, str, int, int]] = []
+
+    def acker(dev, address, data, setting):
+        ack = home.verify_ack(dev, data)
+        out.append((dev, address, ack.seq, ack.status))
+
+    home.core.acker = acker
+    return out

@@ -7,7 +7,7 @@ Real store, real device codecs (an attacker can only resend recorded bytes).
 
 from __future__ import annotations
 
-from pipeline_testing import MIN, Home
+from pipeline_testing import MIN, Home, addressed, advert
 
 from shared import frame as F
 
@@ -17,20 +17,6 @@ EVIL = "DE:AD:BE:EF:00:01"
 HOUR = 60 * MIN
 
 
-def advert(home: Home, dev: int, seq: int, mtype: int, age_ms: int = 0, attempt: int = 0):
-    return bytes(home.codec[dev].encode(bytearray(24), seq, mtype, 0, age_ms, attempt))
-
-
-def addressed(home: Home) -> list[tuple[int, str, int, int]]:
-    """Record every acknowledgement as (device, address, seq, status)."""
-    out: list[tuple[int, str, int, int]] = []
-
-    def acker(dev, address, data, setting):
-        ack = home.verify_ack(dev, data)
-        out.append((dev, address, ack.seq, ack.status))
-
-    home.core.acker = acker
-    return out
 
 
 def events(home: Home, type_: str) -> dict[str, dict]:

@@ -8,7 +8,7 @@ sign of life. Real store, real device codecs.
 
 from __future__ import annotations
 
-from pipeline_testing import MIN, Home
+from pipeline_testing import MIN, Home, addressed, advert
 
 from shared import frame as F
 
@@ -19,20 +19,6 @@ HOUR = 60 * MIN
 BEAT_ARG = (80 << 16) | (1 << 8) | 150
 
 
-def advert(home: Home, dev: int, seq: int, mtype: int, arg=0, age_ms=0, attempt=0) -> bytes:
-    return bytes(home.codec[dev].encode(bytearray(24), seq, mtype, arg, age_ms, attempt))
-
-
-def addressed(home: Home) -> list[tuple[int, str, int, int]]:
-    """Record every acknowledgement as (device, address, seq, status)."""
-    out: list[tuple[int, str, int, int]] = []
-
-    def acker(dev, address, data, setting):
-        ack = home.verify_ack(dev, data)
-        out.append((dev, address, ack.seq, ack.status))
-
-    home.core.acker = acker
-    return out
 
 
 def reused_faults(home: Home) -> list[dict]:
