@@ -14,7 +14,8 @@ shared.fall.FallDetector and shared.fall.Wear. Fall handling:
                                         naming the FALL_CONFIRMED)
 
 Outside a fall window the button is the SOS button (firmware/apps/sos.py).
-No falls are reported while charging (it is on the table). Activity summaries
+No falls are reported while charging (it is on the table) nor while a
+confirmed fall is active. Activity summaries
 count seconds with movement per summary interval; WORN / NOT_WORN follow
 shared.fall.Wear and charging (charging = not worn). It never deep-sleeps:
 fall detection needs the sensor read every second.
@@ -32,6 +33,7 @@ from shared.fall import EV_FALL, EV_NOT_WORN, EV_WORN, FallDetector, Wear
 from shared.frame import (
     F_IMU,
     T_ACTIVITY,
+    T_FALL_CONFIRMED,
     T_FALL_SUSPECTED,
     T_FAULT,
     T_NOT_WORN,
@@ -113,12 +115,21 @@ class BraceletApp(App):
             y = s[3 * k + 1]
             z = s[3 * k + 2]
             ev = f.update(ticks_add(now_ms, -(n - 1 - k) * period), x, y, z) | w.update(x, y, z)
-            if ev & EV_FALL and not self.charging and not self.window:
+            if ev & EV_FALL and not self.charging and not self.window and \
+                    not self._fall_alarm_active(now_ms):
                 self._fall(now_ms)
             if ev & EV_WORN and not self.charging:
                 self._set_worn(True, now_ms)
             if ev & EV_NOT_WORN:
                 self._set_worn(False, now_ms)
+
+    def _fall_alarm_active(self, now_ms):
+        # A confirmed fall is being called for already; a second window's cancel, should its
+        # FALL_SUSPECTED go unheard, could close the first fall's early warning at the hub
+        # while that FALL_CONFIRMED is still on its way (hub/pipeline_cancels.py). (A fall
+        # during an SOS still opens its window: the platform learns of the fall.)
+        sos = self.sos
+        return sos.active(now_ms) and sos.alarm_type == T_FALL_CONFIRMED
 
     def _fall(self, now_ms):
         f = self.fall

@@ -54,3 +54,23 @@ def test_a_confirmed_fall_still_waiting_for_a_slot_cancels_its_suspected_fall():
     c = rig.messages(T_FALL_CANCELLED)
     assert len(c) == 1 and c[0].seq - c[0].arg == n
     assert map_frame(c[0]).cancels_seq == n
+
+
+def test_no_second_fall_window_while_a_fall_alarm_is_active():
+    """A second fall while the first confirmed fall is active opens no window: help is being
+    called already, and the window's cancel could close the first fall's early warning at the
+    hub while that FALL_CONFIRMED is still on its way (hub/pipeline_cancels.py)."""
+    wrist = Wrist().fall(2 * MIN).at(3 * MIN, "worn").fall(4 * MIN).at(5 * MIN, "worn")
+    rig = Rig("bracelet", imu=wrist)
+    rig.run_until(4 * MIN + 40 * SEC)
+    assert len(rig.messages(T_FALL_SUSPECTED)) == 1 and len(rig.messages(T_FALL_CONFIRMED)) == 1
+    assert "FALL_WINDOW" not in rig.patterns(since=4 * MIN)
+    t = rig.now
+    rig.press(t + SEC, 3500)  # the wearer cancels the confirmed fall
+    rig.run(MIN)
+    assert len(rig.messages(T_FALL_CANCELLED)) == 1
+    app = rig.app()
+    app.fall.reset()
+    wrist.fall(rig.now + 30 * SEC)  # after it, falls are detected again
+    rig.run(MIN)
+    assert len(rig.messages(T_FALL_SUSPECTED)) == 2
