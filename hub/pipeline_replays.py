@@ -123,8 +123,9 @@ class ReplayChecks:
         DELIVERED for an old heartbeat while nothing reached the platform; unacknowledged, the
         device shows "not delivered" and keeps trying), not stored, not forwarded; reported
         as fault 209, per device and class at most once an hour (_report), at an alarm's
-        priority for an alarm-class frame. Only the device's key makes it, so it is a sign of
-        life while its copies keep their event's time (a recording replayed later is not)."""
+        priority for an alarm-class frame, and each new alarm at once. Only the device's key
+        makes it, so it is a sign of life while its copies keep their event's time (a
+        recording replayed later is not)."""
         rt = self.devices[dev_id]
         rt.reused += 1
         self.counters["seq_reused"] += 1
@@ -140,7 +141,9 @@ class ReplayChecks:
         else:
             self.counters["seq_reused_stale"] += 1
         alarm = F.is_alarm(f.mtype)
-        more = self._report(SEQ_REUSED, rt, alarm, now)
+        # Each new alarm is reported at once (another SOS within the hour must not wait for
+        # it); only the repeats of one frame, and routine frames, are rate-limited.
+        more = self._report(SEQ_REUSED, rt, alarm, now, at_once=alarm and origin is None)
         if more is None:
             self.counters["seq_reused_unreported"] += 1
             return "reused"
@@ -158,14 +161,16 @@ class ReplayChecks:
         )
         return "reused"
 
-    def _report(self, code: int, rt: DeviceRuntime, alarm: bool, now: int) -> int | None:
+    def _report(
+        self, code: int, rt: DeviceRuntime, alarm: bool, now: int, at_once: bool = False
+    ) -> int | None:
         """Fault `code` about a device's frames is reported per device and class (alarm /
         routine) at most once every REPLAY_FAULT_EVERY_MS: None within that time (this frame
         is counted), else how many were counted since the last report. In memory: a restarted
         hub reports the next one at once."""
         key = (code, alarm)
         last = rt.reported.get(key)
-        if last is not None and now - last < REPLAY_FAULT_EVERY_MS:
+        if not at_once and last is not None and now - last < REPLAY_FAULT_EVERY_MS:
             rt.unreported[key] = rt.unreported.get(key, 0) + 1
             return None
         rt.reported[key] = now

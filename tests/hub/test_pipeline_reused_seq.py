@@ -149,3 +149,20 @@ def test_a_recording_of_a_reused_frame_replayed_later_is_no_sign_of_life(home):
     assert home.core.on_frame(EVIL, sos, -40) == "reused"  # the same bytes, half an hour on
     assert home.core.devices[BUTTON].last_mono_ms == heard
     assert home.core.counters["seq_reused_stale"] == 1
+
+
+def test_a_second_alarm_under_another_reused_number_is_reported_at_once(home):
+    """The hourly limit keeps one frame's retries to one report; another SOS 20 minutes later
+    under the next reused number is another call for help and must not wait 40 minutes."""
+    for s in (7, 8):
+        assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, s, F.T_HEARTBEAT, BEAT_ARG), -60)
+    assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 7, F.T_SOS), -60) == "reused"
+    home.clock.advance(20 * MIN)
+    assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 8, F.T_SOS), -60) == "reused"
+    faults = reused_faults(home)
+    assert len(faults) == 2 and all(f["priority"] == 1 for f in faults)
+    assert "SOS seq 8" in faults[1]["fault"]["text"]
+    home.clock.advance(MIN)  # its retries are rate-limited as before
+    retry = advert(home, BUTTON, 8, F.T_SOS, age_ms=MIN, attempt=1)
+    assert home.core.on_frame(DEV_ADDR, retry, -60) == "reused"
+    assert len(reused_faults(home)) == 2
