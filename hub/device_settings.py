@@ -111,6 +111,13 @@ class DeviceSettings:
         # a device no longer configured is not waiting for anything (its settings are kept)
         self.platform = platform
         self.heartbeat_was = {d: m for d, m in was.items() if d in self.cfg.devices}
+        for d, dev in sorted(self.cfg.devices.items()):
+            hb = platform.get(d, {}).get(F.S_HEARTBEAT_MIN)
+            if hb is not None and hb != dev.heartbeat_min:  # an installer's edit has no effect
+                log.warning(
+                    "device %08x: heartbeat %d min set by the platform wins over hub.toml's %d"
+                    " (only a new settings request changes it)", d, hb, dev.heartbeat_min,
+                )
 
 
 def _parse(doc: object) -> tuple[dict[int, dict[int, int]], dict[int, int]]:

@@ -56,12 +56,14 @@ def deliver_all(home, dev):
     return heard
 
 
-def test_the_platforms_heartbeat_wins_over_hub_toml_after_a_restart(home):
+def test_the_platforms_heartbeat_wins_over_hub_toml_after_a_restart(home, caplog):
     """hub.toml says 60 min; the platform set 720. A restart must neither send 60 to the
-    device again nor supervise it at 2 x 60 + 10 min."""
+    device again nor supervise it at 2 x 60 + 10 min; the log says why hub.toml's is unused."""
     settings_request(home, "hb", 0xA1B2, heartbeat_interval=720)
     assert deliver_all(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 720}
     home.restart()
+    assert "device 0000a1b2: heartbeat 720 min set by the platform wins over hub.toml's 60" \
+        in caplog.text
     assert home.core.devices[0xA1B2].settings == {F.S_HEARTBEAT_MIN: 720}
     assert home.core.devices[0xC3D4].settings == {F.S_HEARTBEAT_MIN: 30}  # hub.toml's
     assert home.core.home.supervisor.window_ms(0xA1B2) == (2 * 720 + 10) * MIN
