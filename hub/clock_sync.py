@@ -43,18 +43,24 @@ def kernel_synced() -> bool | None:
 class ClockWatch:
     """Feed `(now_ms, synced)` about once a second (monotonic ms; synced as kernel_synced
     gives it); returns +1 when fault 203 should be raised (unsynchronised for
-    UNSYNC_GRACE_MS without a break), -1 when it should be cleared, else 0. None ("cannot
-    tell") changes nothing."""
+    UNSYNC_GRACE_MS without a break, and not synchronised since the hub started), -1 when it
+    should be cleared, else 0. None ("cannot tell") changes nothing.
+
+    Once synchronised, a later "unsynchronised" is no fault: the kernel sets it again after
+    about 9 h without a time server (its error bound passes 16 s: an internet outage), while
+    the clock, set once, drifts by seconds a day."""
 
     def __init__(self, grace_ms: int = UNSYNC_GRACE_MS):
         self.grace_ms = grace_ms
         self.unsynced_since: int | None = None
         self.raised = False
+        self.was_synced = False
 
     def update(self, now_ms: int, synced: bool | None) -> int:
         if synced is None:
             return 0
-        if synced:
+        if synced or self.was_synced:
+            self.was_synced = True
             self.unsynced_since = None
             if self.raised:
                 self.raised = False
