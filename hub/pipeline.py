@@ -355,6 +355,9 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             self.hub_fault_cleared(203)
 
     def clock_synced(self) -> bool | None:
+        """Has a time service set the wall clock since the hub started? None: cannot tell."""
+        if self.clock_watch.was_synced:
+            return True  # (the kernel's later "unsynchronised" is an outage, hub/clock_sync.py)
         synced = getattr(self.clock, "synced", None)  # (simulated clocks cannot tell)
         return synced() if synced is not None else None
 
