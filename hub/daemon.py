@@ -83,15 +83,17 @@ class Daemon:
         else:
             loop.call_soon(lambda: self.core and self.core.hub_fault_cleared(202))
 
-    def _acker(self, dev_id: int, address: str, data: bytes, setting: int) -> None:
+    def _acker(
+        self, dev_id: int, address: str, data: bytes, setting: int, own: bool = False
+    ) -> None:
         async def write() -> None:
             ok = False
             try:
-                ok = bool(await self.radio.send_ack(address, data))
+                ok = bool(await self.radio.send_ack(address, data, own=own))
             except Exception as e:  # a bug in the radio: the device's next retry gets an ack
                 self._task_error("an acknowledgement write", e)
             finally:
-                self.core.ack_written(dev_id, setting, ok)
+                self.core.ack_written(dev_id, setting, ok, address)
 
         self._spawn(write())
 

@@ -5,8 +5,9 @@ hands it adverts, uplink callbacks, platform requests and a periodic `tick()`,
 and gives it two edges to act through:
 
     publisher  hub.uplink.Uplink (or a test double with the same methods)
-    acker      callable(device_id, address, ack_bytes, setting_id): the daemon writes the
-               acknowledgement over BLE and reports back with `ack_written()`
+    acker      callable(device_id, address, ack_bytes, setting_id, own): the daemon writes
+               the acknowledgement over BLE and reports back with `ack_written()`; `own`:
+               the address is the device's own (its last new frame's), served first
 
 The rules that make an alarm safe, in the order they apply:
 1. Only frames from configured devices whose tag verifies are accepted; unknown
@@ -19,8 +20,9 @@ The rules that make an alarm safe, in the order they apply:
    its event's time, and stores nothing; a frame below the replay window is refused and
    reported, and so is a different frame under a stored frame's number (a reused number:
    never acknowledged), each once an hour per device and class, the rest counted. Only
-   new frames move the address acknowledgements go to; only they and copies whose age
-   fits their event's time count as signs of life: a replayed recording does neither.
+   new frames move the address acknowledgements go to (kept in the store across restarts);
+   only they and copies whose age fits their event's time count as signs of life: a
+   replayed recording does neither.
    Nothing marks a frame seen in the replay window before it is stored.
 4. The store is the outbox: whatever is pending is (re)offered to the platform on
    every connect, and is delivered only on a PUBACK with a success code.
@@ -46,7 +48,7 @@ from hub import contract, events as E
 from hub.clock_sync import ClockWatch, kernel_synced
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
 from hub.home import HomeWatch
-from hub.pipeline_acks import DeviceAcks, DeviceRuntime
+from hub.pipeline_acks import DeviceAcks, DeviceRuntime, address_state
 from hub.pipeline_cancels import fall_cancel_target
 from hub.pipeline_hub_events import HubEvents
 from hub.pipeline_outbox import Outbox
@@ -117,6 +119,8 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             blob = store.get_state(self._window_name(d))
             self.windows[d] = ReplayWindow.from_bytes(blob) if blob else ReplayWindow()
         self.devices = {d: DeviceRuntime() for d in cfg.devices}
+        for d in cfg.devices:
+            self._load_address(d)
         from hub.device_settings import DeviceSettings
 
         # hub.toml's heartbeat, the platform's stored settings over it: each device learns
@@ -180,7 +184,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         # a retransmission, a replayed recording or a reused number (_duplicate).
         if verdict == R_DUPLICATE:
             return self._duplicate(dev_id, f, address, rssi, now)
-        rt.address = address
+        self._moved(rt, address)
         self._heard(rt, now, rssi)
         self.home.seen(dev_id, now)
         return self._accept(dev_id, f, rssi, now)
@@ -231,13 +235,18 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         )
         before = window.to_bytes()
         window.accept(f.seq)
+        states = {self._window_name(dev_id): window.to_bytes()}
+        moved = self._address_blob(rt)  # where the device is, if that changed: in this commit
+        if moved is not None:
+            states[address_state(dev_id)] = moved
         try:
-            added = self.store.add(rec, states={self._window_name(dev_id): window.to_bytes()})
+            added = self.store.add(rec, states=states)
         except BaseException:  # not stored (a bug, not a disk error): then not seen either
             self.windows[dev_id] = ReplayWindow.from_bytes(before)
             with contextlib.suppress(Exception):
                 self.store.put_state(self._window_name(dev_id), before)
             raise
+        rt.saved = (rt.address, rt.answered)
         rt.origins[f.seq] = now - f.age_ms
         if len(rt.origins) > ORIGINS_KEPT:
             del rt.origins[next(iter(rt.origins))]

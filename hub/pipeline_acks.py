@@ -2,9 +2,10 @@
 
 `DeviceAcks` is the part of `hub.pipeline.HubCore` that builds each acknowledgement (status,
 local clock, a pending setting or the pre-alarm) and hands it to the daemon's `acker`, and
-that learns from `ack_written()` which settings a device now has. `DeviceRuntime` is what the
-core knows of one configured device while it runs: where it was last heard and what it was
-last told.
+that learns from `ack_written()` which settings a device now has and whether its address
+answered. `DeviceRuntime` is what the core knows of one configured device while it runs:
+where it was last heard and what it was last told. The device's address (where its last new
+frame came from) is kept in the store, so that a restarted hub knows it at once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,20 @@ _UNACKED_KEPT = 16  # frames per device awaiting their first ack: > the device's
 RECENT_MS = 20_000  # a device heard this recently is likely still advertising: ack it now
 
 
+def address_state(dev_id: int) -> str:
+    """The store's state name for a device's address (DeviceAcks._load_address)."""
+    return f"address:{dev_id:08x}"
+
+
 @dataclass
 class DeviceRuntime:
+    # Where the device's last new frame came from: its acks go there, as its own (the radio
+    # serves those first); `answered`: an ack to it was written since it became the address
+    # (a relay that carried a new frame first may never answer: ReplayChecks._duplicate).
+    # Both are kept in the store (`saved`: as last stored).
     address: str | None = None
+    answered: bool = False
+    saved: tuple[str | None, bool] = (None, False)
     last_mono_ms: int | None = None
     last_wall_ms: int | None = None
     rssi: int | None = None
@@ -74,11 +86,14 @@ class DeviceAcks:
         """Acknowledge frame `seq` with `status`: to `address` (where a repeat of the frame just
         came from), else to where the device's last new frame came from. `mtype`: the stored
         frame's type, under the ack's tag (docs/protocol.md): a device holding another frame
-        under this number (reused after a power loss) refuses the ack."""
+        under this number (reused after a power loss) refuses the ack. The acker is told
+        whether the ack goes to the device's own address (its last new frame's): only those
+        are served first, others (relays, replays) are bounded (hub/radio_ack_limits.py)."""
         rt = self.devices[dev_id]
         address = address or rt.address
         if address is None:
             return
+        own = address == rt.address
         tod, weekday, synced = self.clock.local()
         clock = F.encode_clock(tod, weekday) if synced else 0
         setting, value = self.home.prealarm_setting(self.clock.mono_ms())
@@ -100,16 +115,47 @@ class DeviceAcks:
             bytearray(F.ACK_LEN), seq, mtype, status, clock, setting, value
         )
         self.counters["acks"] += 1
-        self.acker(dev_id, address, bytes(data), setting)
+        self.acker(dev_id, address, bytes(data), setting, own)
 
-    def ack_written(self, dev_id: int, setting: int, ok: bool) -> None:
-        """The daemon's report on one acknowledgement write."""
+    def ack_written(
+        self, dev_id: int, setting: int, ok: bool, address: str | None = None
+    ) -> None:
+        """The daemon's report on one acknowledgement write (to `address`)."""
         rt = self.devices.get(dev_id)
         if rt is None:
             return
         if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
             del rt.settings[setting]  # the device has it (unless changed since: then send that)
+        if ok and address is not None and address == rt.address and not rt.answered:
+            rt.answered = True
+            blob = self._address_blob(rt)
+            if blob is not None:  # once per address: ESP32 addresses are stable
+                self.store.put_state(address_state(dev_id), blob)
+                rt.saved = (rt.address, rt.answered)
         self.counters["ack_written" if ok else "ack_failed"] += 1
+
+    # -- the device's address, kept in the store -------------------------------------------
+    def _load_address(self, dev_id: int) -> None:
+        """At start: the address the device's last new frame came from, before the restart."""
+        blob = self.store.get_state(address_state(dev_id))
+        if blob:
+            address, _, answered = blob.decode("ascii", "replace").partition(" ")
+            rt = self.devices[dev_id]
+            rt.address, rt.answered = address, answered == "1"
+            rt.saved = (rt.address, rt.answered)
+
+    @staticmethod
+    def _moved(rt: DeviceRuntime, address: str) -> None:
+        """A new frame came from `address` (HubCore.on_frame)."""
+        if address != rt.address:
+            rt.address, rt.answered = address, False
+
+    @staticmethod
+    def _address_blob(rt: DeviceRuntime) -> bytes | None:
+        """What to store for the device's address; None if that is stored already."""
+        if rt.address is None or (rt.address, rt.answered) == rt.saved:
+            return None
+        return f"{rt.address} {int(rt.answered)}".encode("ascii", "replace")
 
     def _ack_if_near(self, ref: str, status: int) -> None:
         """Tell a device a new status at once if it is probably still listening. The ack is

@@ -65,10 +65,13 @@ class ReplayChecks:
         retrying over a lost ack must hear it) when that is the device's known address (or
         none is known yet) or the copy was sent just now (_fresh); a stale copy from
         elsewhere is counted and dropped: a recording replayed from ever new addresses
-        would have the hub open an ack connection for each, holding up the device's own
-        acks. Only a copy sent just now is
-        a sign of life, and no duplicate moves where acknowledgements go. A frame unlike the
-        stored one is no retransmission but a reused number (_reused)."""
+        would have the hub open an ack connection for each. Except an alarm's while no ack
+        to the device's address was written since it became the address (`rt.answered`):
+        a relay whose copy of a new alarm was heard first holds that address and may never
+        answer, while the device, after a power loss, re-sends the alarm with its age
+        restarted (stale by construction) from its real address. Only a copy sent just now
+        is a sign of life, and no duplicate moves where acknowledgements go. A frame unlike
+        the stored one is no retransmission but a reused number (_reused)."""
         rt = self.devices[dev_id]
         self.counters["duplicate"] += 1
         stored = self.store.get(self.store.ref_for(dev_id, f.seq))
@@ -81,9 +84,10 @@ class ReplayChecks:
             self.home.seen(dev_id, now)
         else:
             self.counters["duplicate_stale"] += 1
-            # (No known address yet, after a restart: acknowledged. With the wall clock
-            # stepped back (a Pi without RTC, no NTP yet) every genuine retry looks stale.)
-            if rt.address is not None and address != rt.address:
+            # (No known address yet: acknowledged. With the wall clock stepped back after a
+            # restart (a Pi without RTC, no NTP yet) every genuine retry looks stale.)
+            unproven = F.is_alarm(f.mtype) and not rt.answered  # see above
+            if rt.address is not None and address != rt.address and not unproven:
                 self.counters["duplicate_stale_dropped"] += 1
                 return "duplicate"
         status = self.store.status_of(dev_id, f.seq)

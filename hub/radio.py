@@ -177,19 +177,19 @@ class Radio:
         await self._bluez.close()
         self._devices.clear()
 
-    async def send_ack(self, address: str, data: bytes) -> bool:
+    async def send_ack(self, address: str, data: bytes, *, own: bool = True) -> bool:
         """Connect to ``address`` (the BLEDevice the scanner saw), write ``data`` (20 bytes) to
         the acknowledgement characteristic with response, disconnect. False, with a logged
         reason, on any failure: never seen or forgotten, backing off after a failure, connect
         timeout, refused write, radio down or stopped, or too many other addresses claiming
-        the device already waiting (a relay; hub/radio_ack_limits.py).
+        the device already waiting (relays; ``own``: the pipeline says it is the device's own
+        address, served first and never refused for them: hub/radio_ack_limits.py).
 
         One connection at a time per address, and acks waiting for one are coalesced per frame
-        (hub/radio_ack.py): the newest status wins, an older one is never written after a
-        newer one. A call whose ack was merged into another returns True only if the ack
-        written in its place covers it (same frame, status at least as high, its setting too
-        if it carried one)."""
-        return await self._acks.send(address, data)
+        (hub/radio_ack.py): the newest status wins, never an older one after a newer one. A
+        call whose ack was merged into another returns True only if the ack written in its
+        place covers it (same frame, status at least as high, its setting if it had one)."""
+        return await self._acks.send(address, data, own=own)
 
     # -- the supervisor --------------------------------------------------------------------------
 

@@ -174,7 +174,10 @@ class AckSender:
         self._backoff: dict[str, _Backoff] = {}
         self._wake: asyncio.Event | None = None  # set by abort(): workers stop backing off
 
-    async def send(self, address: str, data: bytes) -> bool:
+    async def send(self, address: str, data: bytes, *, own: bool = True) -> bool:
+        """Radio.send_ack. ``own``: ``address`` is the device's own (the pipeline says so: its
+        last new frame came from there); it becomes the device's current address. False: a
+        relay's or replayer's, bounded (hub/radio_ack_limits.py). The daemon always says."""
         address = address.upper()
         if not isinstance(data, bytes | bytearray) or len(data) != ACK_LEN:
             raise ValueError(f"an acknowledgement is {ACK_LEN} bytes")  # a caller bug, not radio
@@ -183,7 +186,8 @@ class AckSender:
             log.warning("ack to %s not sent: radio not running", address)
             return False
         claim = ANY_DEVICE if self._book is None else self._book.claim(address)
-        self._addresses.acked(address, claim, _seq(data))
+        if own:
+            self._addresses.owned(address, claim)
         dev = self._devices.get(address)
         if dev is None:
             reason = self._refuse(address)

@@ -8,15 +8,15 @@ address that never answers holds a connection slot for the whole connect timeout
 limits such a relay keeps the device's own STORED, DELIVERED and HELP waiting behind it (the
 elder sees "not delivered yet") and makes one ack worker per address, without end. So:
 
-- **A device's current address** is where the first acknowledgement of the device's newest
-  frame went (newest: the last one whose first acknowledgement the radio saw). The pipeline
-  acknowledges a frame first to the address it came from as *new*, where all its later acks
-  go (pipeline.on_frame), while a relay's copy reaches the hub after the device's own and is
-  answered only once the frame is accepted (unless the hub missed the device's own: then the
-  pipeline too takes the relay for the device). Which device an address is, is what its
-  adverts claim (DeviceBook.claim): a relay must carry the device's genuine frames to be
-  acknowledged at all, and an address that claimed two devices is nobody's, so forged adverts
-  cannot make a relay some device's current address.
+- **A device's current address** is the address of the last acknowledgement the pipeline
+  marked as going to the device's own address (``own=True``): the address the device's last
+  *new* frame came from (pipeline.on_frame), kept across hub restarts. Only the pipeline can
+  tell: a relay's or a replayer's copy carries the same genuine bytes, and after a restart a
+  recording replayed first would otherwise look like the device. Every other ack is an
+  *other* address's. Which device an address is, is what its adverts claim
+  (DeviceBook.claim): a relay must carry the device's genuine frames to be acknowledged at
+  all, and an address that claimed two devices is nobody's, so forged adverts cannot make a
+  relay some device's current address.
 - **Admission.** Besides its current address, at most ``OTHERS_PER_DEVICE`` addresses of one
   device, and ``OTHERS_TOTAL`` non-current addresses in all, have acks queued. An ack to one
   more is refused at once (False to its caller, as a refused write); those already queued are
@@ -42,8 +42,7 @@ log = logging.getLogger("carebeacon.radio")
 
 OTHERS_PER_DEVICE = 2  # relayed copies of one device's frames: two connections' worth
 OTHERS_TOTAL = 8  # all non-current addresses together (also those claiming no one device)
-SEQS_KEPT = 32  # frames per device whose first acknowledged address is remembered
-DEVICES_KEPT = 256  # devices remembered (only frames the pipeline verified get acked)
+DEVICES_KEPT = 256  # devices whose current address is remembered (verified frames only)
 REFUSED_LOG_S = 60.0  # at most one "refused" warning per device this often
 
 # The device an address claims: a device id, ANY_DEVICE when the sender has no DeviceBook (all
@@ -53,28 +52,22 @@ Claim = int | None
 
 
 class Addresses:
-    """Each device's current address (``acked``, ``is_current``) and who may queue (``admit``)."""
+    """Each device's current address (``owned``, ``is_current``) and who may queue
+    (``admit``)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._first: dict[int, dict[int, str]] = {}  # device -> seq -> first address acked
-        self._current: dict[int, str] = {}
+        self._current: dict[int, str] = {}  # device -> its own address, most recent last
         self._refused: dict[Claim, tuple[int, float]] = {}  # unlogged count, last logged
 
-    def acked(self, address: str, claim: Claim, seq: int) -> None:
-        """The pipeline acknowledges frame ``seq`` to ``address``."""
+    def owned(self, address: str, claim: Claim) -> None:
+        """The pipeline acknowledges to ``address`` as its device's own (``own=True``)."""
         if claim is None:
             return
-        seqs = self._first.pop(claim, None) or {}
-        self._first[claim] = seqs  # most recently used last
-        if seq not in seqs:
-            seqs[seq] = self._current[claim] = address
-            if len(seqs) > SEQS_KEPT:
-                del seqs[next(iter(seqs))]
-        if len(self._first) > DEVICES_KEPT:
-            oldest = next(iter(self._first))
-            del self._first[oldest]
-            self._current.pop(oldest, None)
+        self._current.pop(claim, None)
+        self._current[claim] = address
+        if len(self._current) > DEVICES_KEPT:
+            del self._current[next(iter(self._current))]
 
     def is_current(self, address: str, claim: Claim) -> bool:
         return claim is not None and self._current.get(claim) == address

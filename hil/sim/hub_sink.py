@@ -271,7 +271,9 @@ class VirtualHub:
         return None if det is None else STATES[det.state]
 
     # -- acknowledgements over the air --------------------------------------------------------
-    def _acker(self, dev_id: int, address: str, data: bytes, setting: int) -> None:
+    def _acker(
+        self, dev_id: int, address: str, data: bytes, setting: int, own: bool = False
+    ) -> None:
         q = self._ackq.setdefault(address, [])
         q.append((dev_id, bytes(data), setting))
         if len(q) == 1:
@@ -311,6 +313,6 @@ class VirtualHub:
             return
         dev_id, _data, setting = q.pop(0)
         self._enter()
-        self.core.ack_written(dev_id, setting, bool(ok))
+        self.core.ack_written(dev_id, setting, bool(ok), address)
         if q:
             self.medium.at(self.medium.now, lambda: self._cycle(address, gen))

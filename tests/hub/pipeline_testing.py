@@ -113,7 +113,7 @@ class Home:
             self.store,
             publisher=self.pub,
             clock=self.clock,
-            acker=lambda d, addr, data, s: self.acks.append((d, data, s)),
+            acker=lambda d, addr, data, s, own=None: self.acks.append((d, data, s)),
             defer=self.defer,
         )
         on_frame = self.core.on_frame
@@ -162,13 +162,14 @@ def advert(home: Home, dev: int, seq: int, mtype: int, arg=0, age_ms=0, attempt=
     return bytes(home.codec[dev].encode(bytearray(24), seq, mtype, arg, age_ms, attempt))
 
 
-def addressed(home: Home) -> list[tuple[int, str, int, int]]:
-    """Record every acknowledgement as (device, address, seq, status)."""
-    out: list[tuple[int, str, int, int]] = []
+def addressed(home: Home, own: bool = False) -> list[tuple]:
+    """Record every acknowledgement as (device, address, seq, status), with `own`: and
+    whether the core said it goes to the device's own address."""
+    out: list[tuple] = []
 
-    def acker(dev, address, data, setting):
+    def acker(dev, address, data, setting, is_own=None):
         ack = home.verify_ack(dev, data)
-        out.append((dev, address, ack.seq, ack.status))
+        out.append((dev, address, ack.seq, ack.status) + ((is_own,) if own else ()))
 
     home.core.acker = acker
     return out

@@ -253,7 +253,7 @@ def test_a_bug_in_an_acknowledgement_write_is_reported_and_the_write_counted_fai
     208 and the write counts as failed (the device's next retry gets a new ack)."""
 
     class BrokenRadio:
-        async def send_ack(self, address, data):
+        async def send_ack(self, address, data, *, own=False):
             raise KeyError("a bug in the radio")
 
     async def body():

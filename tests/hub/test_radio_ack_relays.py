@@ -1,10 +1,12 @@
 """Relayed adverts must not starve a device's own acks (hub/radio_ack_limits.py).
 
-An attacker relays a device's adverts live from many rotating random addresses and never
-answers a connection. The pipeline answers each fresh copy with an ack to the address it came
-from, after the device's own first ack for that frame. The radio keeps a connection slot for
-the device's own address, queues acks for at most a few other addresses per device and in all,
-and refuses the rest at once (logged once in a while, not per advert)."""
+An attacker relays a device's adverts live from many rotating random addresses (or replays a
+recording of them) and never answers a connection. The pipeline answers each fresh copy with
+an ack to the address it came from, and says which acks go to the device's own address (its
+last new frame's, kept across restarts): ``own=True``; the relays' are ``own=False``. The
+radio keeps a connection slot for the device's own address, queues acks for at most a few
+other addresses per device and in all, and refuses the rest at once (logged once in a while,
+not per advert)."""
 
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def test_relays_never_answering_do_not_hold_up_the_devices_own_acks(home_radio, 
         await home.relays([sos])  # live copies of its SOS from 24 addresses
         t0 = time.monotonic()
         relayed = [
-            asyncio.create_task(radio.send_ack(r, ack(7, ACK_STORED, clock=i)))
+            asyncio.create_task(radio.send_ack(r, ack(7, ACK_STORED, clock=i), own=False))
             for i, r in enumerate(RELAYS)
         ]
         await asyncio.sleep(0.05)
@@ -106,7 +108,9 @@ def test_relays_never_answering_do_not_hold_up_the_devices_own_acks(home_radio, 
         # not one log per advert
         wave = [f"5A:00:00:01:00:{i:02X}" for i in range(4)]
         await home.relays([frame(8, device=1)], wave)
-        results = await asyncio.gather(*(radio.send_ack(r, ack(8, ACK_STORED)) for r in wave))
+        results = await asyncio.gather(
+            *(radio.send_ack(r, ack(8, ACK_STORED), own=False) for r in wave)
+        )
         assert results == [False] * len(wave)
         assert len(refusal_logs(logs)) == 1
         assert "device 00000001" in refusal_logs(logs)[0]
@@ -127,7 +131,9 @@ def test_relays_of_many_devices_and_forged_claims_are_bounded_in_all(home_radio,
         bz.set_connect_behaviour(BUTTON, hang=True)  # the button itself is out of range now
         button = asyncio.create_task(radio.send_ack(BUTTON, ack(3, ACK_STORED)))
         await home.relays([sos, frame(3, device=0x77)])
-        relayed = [asyncio.create_task(radio.send_ack(r, ack(3, ACK_STORED))) for r in RELAYS]
+        relayed = [
+            asyncio.create_task(radio.send_ack(r, ack(3, ACK_STORED), own=False)) for r in RELAYS
+        ]
         await asyncio.sleep(0.05)
         assert ack_workers() <= 1 + OTHERS_TOTAL
         assert sum(t.done() for t in relayed) == len(RELAYS) - OTHERS_TOTAL
@@ -144,8 +150,9 @@ def test_relays_of_many_devices_and_forged_claims_are_bounded_in_all(home_radio,
 
 
 def test_an_address_claiming_two_devices_is_never_a_devices_own(home_radio) -> None:
-    """Even acknowledged first for a frame, a relay that also sent forged adverts gets no
-    reserved slot: with two slots, the second one stays free for the device's own ack."""
+    """Even if the pipeline took it for the device's own address (it carried the device's new
+    frame first), a relay that also sent forged adverts gets no reserved slot: with two
+    slots, the second one stays free for the device's own ack."""
 
     async def body(bz: BlueZDouble, radio, home: Home) -> None:
         got: list[bytes] = []
@@ -153,7 +160,9 @@ def test_an_address_claiming_two_devices_is_never_a_devices_own(home_radio) -> N
         forged, relayed = frame(5, device=0x77), frame(5, device=1)
         await home.relays([relayed, forged], RELAYS[:2])
         await home.advert(BUTTON, frame(6, device=1))
-        first = [asyncio.create_task(radio.send_ack(r, ack(5, ACK_STORED))) for r in RELAYS[:2]]
+        first = [
+            asyncio.create_task(radio.send_ack(r, ack(5, ACK_STORED), own=True)) for r in RELAYS[:2]
+        ]
         await asyncio.sleep(0.1)
         connects = [p for m, p, _ in bz.call_log if m == "Connect"]
         assert len(connects) == 1  # one slot for other addresses, the other kept
@@ -165,16 +174,13 @@ def test_an_address_claiming_two_devices_is_never_a_devices_own(home_radio) -> N
     home_radio(body, max_connections=2, connect_timeout_s=0.5)
 
 
-def test_the_devices_own_address_follows_the_first_ack_of_its_frames() -> None:
+def test_the_devices_own_address_is_the_one_the_pipeline_says() -> None:
     addresses = Addresses(clock=time.monotonic)
-    addresses.acked(BUTTON, 1, 7)  # the frame came as new from the button
-    addresses.acked(RELAYS[0], 1, 7)  # a copy, answered after it
+    addresses.owned(BUTTON, 1)  # the device's last new frame came from the button
     assert addresses.is_current(BUTTON, 1) and not addresses.is_current(RELAYS[0], 1)
-    addresses.acked(RELAYS[0], 1, 7)
-    assert addresses.is_current(BUTTON, 1)
-    addresses.acked(PIR, 1, 9)  # the device's next new frame came from elsewhere
+    addresses.owned(PIR, 1)  # its next new frame came from elsewhere
     assert addresses.is_current(PIR, 1) and not addresses.is_current(BUTTON, 1)
-    addresses.acked(RELAYS[1], None, 10)  # claims no one device: never anyone's own
+    addresses.owned(RELAYS[1], None)  # claims no one device: never anyone's own
     assert not addresses.is_current(RELAYS[1], None)
     queued = [(PIR, 1), (RELAYS[0], 1)]
     assert addresses.admit(PIR, 1, queued * 9)  # the device's own: always
@@ -184,6 +190,35 @@ def test_the_devices_own_address_follows_the_first_ack_of_its_frames() -> None:
     assert addresses.admit(RELAYS[2], 2, two)  # another device's
     anyone = [(r, None) for r in RELAYS[:OTHERS_TOTAL]]
     assert not addresses.admit(RELAYS[-1], 2, anyone)  # the bound on all
+
+
+def test_replays_acked_first_never_make_a_replayer_the_devices_own(home_radio, logs) -> None:
+    """Review demo (test_restart_relay_first): after a hub restart, a recording of a stored
+    SOS replayed from 3 addresses was acknowledged before the device's own retry. The radio
+    took the first of them for the device's current address (the first ack of the device's
+    newest frame), queued the other 2 and then refused the device's own ack at once, for
+    good: a device retrying an alarm sends no new frame. Now only the pipeline's ``own``
+    marks the device's address: the replayers are others, the device's ack is written at
+    once while their connects hang."""
+
+    async def body(bz: BlueZDouble, radio, home: Home) -> None:
+        got: list[bytes] = []
+        bz.on_write(BUTTON, got.append)
+        sos = frame(7, device=1)
+        await home.relays([sos], RELAYS[:3])
+        await home.advert(BUTTON, frame(8, device=1))  # its retry (other bytes: attempt, age)
+        relayed = [
+            asyncio.create_task(radio.send_ack(r, ack(7, ACK_STORED), own=False))
+            for r in RELAYS[:3]
+        ]
+        await asyncio.sleep(0.05)
+        assert [t.done() for t in relayed] == [False, False, True]  # the third refused
+        t0 = time.monotonic()
+        assert await radio.send_ack(BUTTON, ack(7, ACK_STORED), own=True)
+        assert time.monotonic() - t0 < 0.5 and got == [ack(7, ACK_STORED)]
+        assert await asyncio.gather(*relayed) == [False] * 3
+
+    home_radio(body, max_connections=2)
 
 
 def test_device_book_claims() -> None:

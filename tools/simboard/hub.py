@@ -135,7 +135,9 @@ class SimHub:
     def stop(self, device):
         pass
 
-    def _acker(self, dev_id: int, address: str, data: bytes, setting: int) -> None:
+    def _acker(
+        self, dev_id: int, address: str, data: bytes, setting: int, own: bool = False
+    ) -> None:
         device = self.devices.get(dev_id)
         now = self.world.now
         start = max(now + self.latency_ms, self._busy.get(dev_id, 0))
@@ -147,7 +149,7 @@ class SimHub:
                 ok = device.radio.deliver_write(data)
                 device.radio.disconnect()
             self.acks += ok
-            self.core.ack_written(dev_id, setting, ok)
+            self.core.ack_written(dev_id, setting, ok, address)
         self.later(start - now, write)
 
     def later(self, ms: int, fn) -> None:
