@@ -28,18 +28,37 @@ async def eventually(check: Callable[[], Any], timeout: float = 3.0, poll: float
             await asyncio.sleep(poll)
 
 
+class _Link:
+    """One client's connection through the relay: its socket, the daemon's, and the cut made
+    to it, if any."""
+
+    def __init__(self, client: socket.socket, daemon: socket.socket) -> None:
+        self.client = client
+        self.daemon = daemon
+        self.cut: str | None = None
+
+
 class FlakyBus:
     """A relay in front of the private dbus-daemon that can kill one client's D-Bus connection
     in the middle of a GATT write, as a dbus-daemon restart or crash does (bluetoothd itself
     restarting is different: the bus answers the call with NoReply, a BleakDBusError).
 
-    Point the hub at ``address`` (DBUS_SYSTEM_BUS_ADDRESS); the double keeps the daemon's own
-    address. After ``cut_next_write(how)`` the next connection that sends a ``WriteValue``
-    loses its bus there, and only that one (bleak opens one per BleakClient: the scanner's
-    connection and the radio's own stay up):
+    Route through ``address`` (DBUS_SYSTEM_BUS_ADDRESS) only the connections opened once the
+    radio runs, i.e. the BleakClients' (bleak opens one per client); the double, bleak's
+    manager (scanner, Device1 properties) and the radio's own connection keep the daemon's
+    address. The relay forwards each connection on threads of its own, so a message passed on
+    one relayed connection can overtake one the daemon wrote earlier to another: bleak would
+    then see the Connect reply (client connection) before Connected=True (manager connection)
+    and fail the connect, "failed to discover services, device disconnected". With only the
+    client connection relayed, the relay can only delay the reply behind the signals, the
+    order dbus-daemon writes them in.
 
-    - "eof": the call is passed on, then the connection closes before any reply (bluetoothd
-      may or may not get the write): the client reads end of stream, dbus-fast EOFError;
+    After ``cut_next_write(how)`` the next connection that sends a ``WriteValue`` loses its
+    bus there, and only that one:
+
+    - "eof": the call is passed on, then the connection closes; nothing the daemon sends after
+      the cut reaches the client, not even a reply that comes before the close (bluetoothd may
+      or may not get the write): the client reads end of stream, dbus-fast EOFError;
     - "reset": the connection is closed with the call unread, so the kernel reports
       ECONNRESET to the client (ConnectionResetError, an OSError); bluetoothd never sees it.
     """
@@ -72,37 +91,54 @@ class FlakyBus:
             daemon.connect(self._daemon)
             with self._lock:
                 self._open |= {client, daemon}
-            for src, dst in ((client, daemon), (daemon, client)):
-                args = (src, dst, src is client)
-                threading.Thread(target=self._pump, args=args, daemon=True).start()
+            link = _Link(client, daemon)
+            for pump in (self._from_client, self._to_client):
+                threading.Thread(target=pump, args=(link,), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
-        how = None
+    def _from_client(self, link: _Link) -> None:
         try:
             while True:
-                data = src.recv(65536, socket.MSG_PEEK)  # consumed only once passed on
+                data = link.client.recv(65536, socket.MSG_PEEK)  # consumed once passed on
                 if not data:
                     break
                 with self._lock:
-                    if from_client and self._cut and b"WriteValue" in data:
-                        how, self._cut = self._cut, None
-                        self.cuts.append(how)
-                if how == "reset":
+                    if self._cut and b"WriteValue" in data:
+                        link.cut, self._cut = self._cut, None
+                        self.cuts.append(link.cut)
+                # "eof": link.cut is set before the call goes out, so _to_client, which looks
+                # at it after each peek, passes on nothing that could be the reply
+                if link.cut == "reset":
                     break
-                dst.sendall(src.recv(len(data)))
-                if how == "eof":
+                link.daemon.sendall(link.client.recv(len(data)))
+                if link.cut == "eof":
                     break
         except OSError:
             pass
         finally:
-            # client side first: closed (not shut down) with data unread, it resets the client
-            for sock in (src, dst) if from_client else (dst, src):
-                with contextlib.suppress(OSError):
-                    if how != "reset" or sock is not src:
-                        sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-                with self._lock:
-                    self._open.discard(sock)
+            self._close(link)
+
+    def _to_client(self, link: _Link) -> None:
+        try:
+            while True:
+                data = link.daemon.recv(65536, socket.MSG_PEEK)  # consumed once passed on
+                if not data or link.cut:
+                    break
+                link.client.sendall(link.daemon.recv(len(data)))
+        except OSError:
+            pass
+        finally:
+            if not link.cut:  # after a cut, _from_client closes (it may still be sending)
+                self._close(link)
+
+    def _close(self, link: _Link) -> None:
+        # client side first: closed (not shut down) with data unread, it resets the client
+        for sock in (link.client, link.daemon):
+            with contextlib.suppress(OSError):
+                if link.cut != "reset" or sock is not link.client:
+                    sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            with self._lock:
+                self._open.discard(sock)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
