@@ -37,13 +37,14 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from dbus_fast.errors import DBusError
 
-from hub.radio_ack import ACK_UUID, BACKOFF_S, SERVICE_UUID, AckSender, DeviceBook
+from hub.radio_ack import ACK_UUID, BACKOFF_S, SERVICE_UUID, AckSender
 from hub.radio_bluez import (
     AdapterInfo,
     BlueZCallError,
     BlueZControl,
     describe,
 )
+from hub.radio_book import DeviceBook
 from hub.radio_health import STATES, HealthTracker, RadioHealth
 from hub.radio_scan import Scan
 from shared.frame import COMPANY_ID, FRAME_LEN
@@ -118,7 +119,6 @@ class Radio:
             lookup=self._lookup,
             active=lambda: self._running,
             adapter=lambda: self._name,
-            forget=self._devices.forget,
             book=self._devices,
             connect_timeout_s=connect_timeout_s,
             max_connections=max_connections,

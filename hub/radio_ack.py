@@ -61,12 +61,12 @@ from bleak.exc import (
     BleakError,
 )
 
-from hub.radio_ack_limits import ANY_DEVICE, Addresses, Claim, Slots
+from hub.radio_ack_limits import Addresses, Claim, Slots
 from hub.radio_bluez import IN_PROGRESS, NOT_READY, bounded, describe
 from hub.radio_book import DeviceBook
 from shared.frame import ACK_LEN
 
-__all__ = ["ACK_UUID", "BACKOFF_S", "SERVICE_UUID", "AckSender", "DeviceBook", "covers"]
+__all__ = ["ACK_UUID", "BACKOFF_S", "SERVICE_UUID", "AckSender", "covers"]
 
 log = logging.getLogger("carebeacon.radio")
 
@@ -139,9 +139,8 @@ class _Device:
 
 class AckSender:
     """The send_ack half of Radio. ``lookup(address)`` gives the scanner's BLEDevice or a reason
-    why there is none; ``adapter()`` the adapter name in use; ``book`` which device each
-    address claims (Radio passes its DeviceBook; without one, all addresses count as one
-    device)."""
+    why there is none; ``adapter()`` the adapter name in use; ``book`` (Radio's DeviceBook)
+    which device each address claims, and forgets an address that keeps failing."""
 
     def __init__(
         self,
@@ -149,19 +148,17 @@ class AckSender:
         lookup: Callable[[str], tuple[BLEDevice | None, str]],
         active: Callable[[], bool],
         adapter: Callable[[], str | None],
-        forget: Callable[[str], None],
+        book: DeviceBook,
         connect_timeout_s: float,
         max_connections: int,
         op_timeout_s: float,
         tasks: set[asyncio.Task[Any]],
         clock: Callable[[], float],
-        book: DeviceBook | None = None,
     ) -> None:
         self._book = book
         self._lookup = lookup
         self._active = active
         self._adapter = adapter
-        self._forget = forget
         self.connect_timeout_s = connect_timeout_s
         self.op_timeout_s = op_timeout_s
         self.backoff_s = dict(BACKOFF_S)  # per instance, so tests can shorten it
@@ -185,7 +182,7 @@ class AckSender:
         if not self._active():
             log.warning("ack to %s not sent: radio not running", address)
             return False
-        claim = ANY_DEVICE if self._book is None else self._book.claim(address)
+        claim = self._book.claim(address)
         if own:
             self._addresses.owned(address, claim)
         dev = self._devices.get(address)
@@ -393,7 +390,7 @@ class AckSender:
         ):
             # bluetoothd dropped the device object (no advert for 30 s, or a power cycle):
             # only a new advert brings it back
-            self._forget(address)
+            self._book.forget(address)
             return "not_found", f"connect: {describe(e)}"
         if isinstance(e, BleakDBusError) and e.dbus_error == IN_PROGRESS:
             return "busy", f"connect: {describe(e)}"

@@ -45,9 +45,8 @@ OTHERS_TOTAL = 8  # all non-current addresses together (also those claiming no o
 DEVICES_KEPT = 256  # devices whose current address is remembered (verified frames only)
 REFUSED_LOG_S = 60.0  # at most one "refused" warning per device this often
 
-# The device an address claims: a device id, ANY_DEVICE when the sender has no DeviceBook (all
-# addresses count as one device), None for no one device (not heard, or claimed two).
-ANY_DEVICE = -1
+# The device an address claims (DeviceBook.claim): a device id, or None for no one device (not
+# heard, or claimed two).
 Claim = int | None
 
 
@@ -96,10 +95,7 @@ class Addresses:
         if len(self._refused) >= DEVICES_KEPT:
             self._refused.clear()
         self._refused[claim] = (0, now)
-        if claim is None:
-            who = "claims no one device"
-        else:
-            who = "device unknown" if claim == ANY_DEVICE else f"device {claim:08x}"
+        who = "claims no one device" if claim is None else f"device {claim:08x}"
         log.warning(
             "ack to %s (%s) not sent: %s (relayed adverts?); %d such ack(s) refused "
             "since the last report",
