@@ -197,18 +197,6 @@ class HomeWatch:
         self.supervisor.set_interval(dev_id, self.core.device_settings.supervised_min(dev_id)
                                      * 60_000)
 
-    def _heartbeats_heard(self) -> None:
-        """A device that heard the shorter heartbeat it was waiting for (no heartbeat change is
-        pending for it any more: an acknowledgement carrying it was written) is supervised at
-        that interval from now."""
-        ds = self.core.device_settings
-        for d in list(ds.heartbeat_was):
-            rt = self.core.devices.get(d)
-            if rt is None or F.S_HEARTBEAT_MIN in rt.settings or F.S_HEARTBEAT_MIN not in rt.sent:
-                continue
-            if ds.heard(d, rt.sent[F.S_HEARTBEAT_MIN]):
-                self.expect_heartbeat(d)
-
     # -- inputs ---------------------------------------------------------------------------
     def seen(self, dev_id: int, now: int) -> None:
         change = self.supervisor.seen(dev_id, now)
@@ -241,8 +229,6 @@ class HomeWatch:
         return tod_s * 1000
 
     def tick(self, now: int) -> None:
-        if self.core.device_settings.heartbeat_was:
-            self._heartbeats_heard()
         for dev_id, state in self.supervisor.check(now):
             if state == OFFLINE:
                 self.offline.add(dev_id)

@@ -47,6 +47,7 @@ from collections import Counter
 from hub import contract, events as E
 from hub.clock_sync import ClockWatch, kernel_synced
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
+from hub.device_settings import DeviceSettings
 from hub.home import HomeWatch
 from hub.pipeline_acks import DeviceAcks, DeviceRuntime, address_state
 from hub.pipeline_cancels import fall_cancel_target
@@ -121,8 +122,6 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
         self.devices = {d: DeviceRuntime() for d in cfg.devices}
         for d in cfg.devices:
             self._load_address(d)
-        from hub.device_settings import DeviceSettings
-
         # hub.toml's heartbeat, the platform's stored settings over it: each device learns
         # them again at first contact, and the supervisor (HomeWatch) expects that heartbeat
         self.device_settings = DeviceSettings(cfg, store)

@@ -21,6 +21,7 @@ from shared import frame as F
 if TYPE_CHECKING:
     from collections import Counter
 
+    from hub.device_settings import DeviceSettings
     from hub.home import HomeWatch
     from hub.pipeline import Clock
     from hub.store import Store
@@ -79,6 +80,7 @@ class DeviceAcks:
     devices: dict[int, DeviceRuntime]
     counters: Counter[str]
     home: HomeWatch
+    device_settings: DeviceSettings
 
     def _ack(
         self, dev_id: int, seq: int, mtype: int, status: int, *, address: str | None = None
@@ -126,6 +128,9 @@ class DeviceAcks:
             return
         if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
             del rt.settings[setting]  # the device has it (unless changed since: then send that)
+            heartbeat = setting == F.S_HEARTBEAT_MIN
+            if heartbeat and self.device_settings.heard(dev_id, rt.sent[setting]):
+                self.home.expect_heartbeat(dev_id)  # supervised at that interval from now
         if ok and address is not None and address == rt.address and not rt.answered:
             rt.answered = True
             blob = self._address_blob(rt)
