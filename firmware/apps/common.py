@@ -147,7 +147,7 @@ class App:
             # state back, sequence numbers included. Such a reset starts fresh instead.
             hal.rtc_write(self._rtc, 0)
         self.restored = why == ""
-        self.core.check_seq()
+        self.core.check_seq(self.restored)
         if not self.restored:
             hal.log("fresh start (%s)" % why)
             self.core.hb_at = now_ms  # a first heartbeat at once: the installer sees it arrive

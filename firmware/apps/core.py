@@ -14,8 +14,11 @@ the first number of the block is used. If NVS fails the number is used anyway
 (an alarm must go out) and FAULT storage is raised; the block's end is then
 only in RAM and the deep-sleep snapshot, and is written again at every
 number taken and every wake until NVS takes it. A snapshot whose limit is
-above NVS's is therefore kept, never rolled back: only a power loss while NVS
-is behind can bring numbers back (the FAULT said so).
+above NVS's is therefore kept, never rolled back. A fresh start (power-on, or a
+reset that lost the snapshot) cannot know how far past NVS's limit a failing
+NVS let numbering run, so it starts FRESH_SKIP above it: numbers come back only
+if more than that many were taken while NVS refused every write, then power went
+(the FAULT said so long before).
 
 Each attempt re-encodes the frame (attempt and age change, so does the tag:
 BlueZ drops identical adverts) and advertises it, connectable, for
@@ -48,13 +51,18 @@ from shared.frame import (
     is_alarm,
     peek_ack_seq,
 )
-from shared.seqblock import SeqBlock
+from shared.seqblock import SEQ_MAX, SeqBlock
 from shared.ticks import ticks_add, ticks_diff
 
 _ADV_FAST_US = const(20000)  # 20 ms: the fastest connectable advertising interval (Core spec)
 _ADV_SLOW_US = const(100000)  # routine frames: 100 ms, a fifth of the radio energy
 _CONN_MAX_MS = const(4000)  # a hub that stays connected longer is cut off: we must advertise
 _NVS_SEQ = "seq_end"
+# Numbers skipped at a fresh start (check_seq): 16 blocks of 32, a quarter of the hub's
+# 2048-frame replay window (shared/replay.py), so an alarm re-sent after power-on under
+# its old number still lands inside the window behind ~1500 later frames. A repeat then
+# needs NVS refusing writes for 480+ frames (a PIR: ~1.5 days of FAULT storage).
+FRESH_SKIP = const(512)
 
 
 class Core:
@@ -91,10 +99,16 @@ class Core:
         v = self.hal.nvs_get(_NVS_SEQ, 0)
         return v + 0x100000000 if v < 0 else v  # NVS holds i32; sequence numbers are u32
 
-    def check_seq(self):
-        """After a restore: go on above every number used, whether NVS or the snapshot knows it."""
+    def check_seq(self, restored=True):
+        """At boot: go on above every number used, whether NVS or the snapshot knows it.
+
+        A fresh start (`restored` False) knows only NVS: starts FRESH_SKIP above its limit
+        (a device that never committed one has used no number: it starts at 1)."""
         lim = self._nvs_seq()
         lim = lim if lim > 1 else 1
+        if not restored:
+            self.seq = SeqBlock(min(lim + FRESH_SKIP, SEQ_MAX + 1) if lim > 1 else 1)
+            return
         sb = self.seq
         if sb.limit > lim:
             # NVS refused this block's end (FAULT storage was raised then): the numbers up to
@@ -190,8 +204,9 @@ class Core:
         for seq, mtype, arg in recs:
             if not seq or not is_alarm(mtype) or ob.slot(seq) >= 0:
                 continue
-            if seq >= self.seq.limit:  # used although NVS never got its block's end
-                self.seq = SeqBlock(seq + 1)  # number on above it (committed before use)
+            if seq >= self.seq.limit:  # used although NVS never got its block's end:
+                # so were numbers above it, maybe: skip as a fresh start does (check_seq)
+                self.seq = SeqBlock(min(seq + FRESH_SKIP, SEQ_MAX + 1))
             i = ob.free_slot(mtype)
             if i < 0:
                 continue

@@ -12,6 +12,7 @@ from simkit import MIN, SEC, Rig, load_board
 from test_app_bracelet import Wrist
 from test_hal_esp32 import PWRON_RESET, hw  # noqa: F401  (hw: the fake-ESP32 fixture)
 
+from firmware.apps.core import FRESH_SKIP
 from firmware.hal.sim import PowerLoss
 from shared.frame import T_FALL_SUSPECTED, T_SOS, T_SOS_CANCEL
 
@@ -111,14 +112,17 @@ def test_a_suspected_fall_does_not_push_a_pending_sos_out_of_the_record():
 
 
 def test_a_recorded_number_above_the_nvs_limit_moves_numbering_past_it():
-    # NVS refused a block end but took the record: after power-on the recorded alarm goes
-    # out again, and new numbers start above it.
+    # NVS refused block ends but took the record, whose number is even past the fresh
+    # start's skip: after power-on the recorded alarm goes out again, and new numbers start
+    # FRESH_SKIP above it (numbers after it may have been used as well).
     rig = Rig("button", power_on=False)
-    rig.plat.nvs.update({"seq_end": 33, "alarms": bytes([1, 1, 0, 0, 0, 40, T_SOS, 0, 0, 0])})
+    rec = 33 + FRESH_SKIP + 100
+    rig.plat.nvs.update({"seq_end": 33, "alarms": bytes([1, 1]) + rec.to_bytes(4, "big")
+                         + bytes([T_SOS, 0, 0, 0])})  # fmt: skip
     rig.dev.power_on()
     rig.run(2 * MIN)
-    assert [f.seq for f in rig.messages(T_SOS)] == [40]
-    assert min(f.seq for f in rig.messages() if f.mtype != T_SOS) > 40
+    assert [f.seq for f in rig.messages(T_SOS)] == [rec]
+    assert min(f.seq for f in rig.messages() if f.mtype != T_SOS) == rec + FRESH_SKIP
     assert rig.unique() == ""
 
 

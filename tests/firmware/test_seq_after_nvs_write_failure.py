@@ -9,7 +9,7 @@ until it takes it.
 
 from simkit import MIN, SEC, Rig
 
-from firmware.apps.core import Core
+from firmware.apps.core import FRESH_SKIP, Core
 from firmware.hal import WAKE_WATCHDOG
 from shared.frame import F_STORAGE, T_FAULT, T_SOS
 from shared.seqblock import SeqBlock
@@ -83,8 +83,8 @@ def test_a_device_that_never_sleeps_commits_again_at_its_next_number():
 
 
 def test_a_watchdog_reset_while_nvs_is_behind_still_skips_ahead():
-    # A reset that drops the snapshot can only fall back on NVS: numbers may repeat then
-    # (the FAULT said so). What must hold: a snapshot AHEAD of NVS is never replaced by it.
+    # A reset that drops the snapshot can only fall back on NVS (and starts FRESH_SKIP above
+    # it). What must hold as well: a snapshot AHEAD of NVS is never replaced by it.
     rig = Rig("button", heartbeat_min=1)
     rig.plat.nvs_fail = True
     rig.run(50 * MIN)  # one failed block commit (33 -> 65), numbers above 33 in use
@@ -128,3 +128,53 @@ def test_check_seq_keeps_a_snapshot_ahead_of_nvs_and_skips_one_behind():
     hal.nvs["seq_end"] = 97
     core.check_seq()
     assert (core.seq.limit, core.seq.next) == (97, 97)
+
+
+def test_a_power_loss_after_days_of_failing_nvs_repeats_no_number():
+    # The worst case the fresh-start skip covers: NVS refuses every write for hours (the
+    # hub heard FAULT storage), numbering runs far past NVS's limit, then the power goes
+    # and RAM with it. The old start at NVS's limit gave numbers the hub had already seen
+    # (a same-type repeat, an SOS under an old SOS's number, got the old one's status).
+    rig = Rig("button", heartbeat_min=1)
+    rig.run(10 * MIN)
+    rig.plat.nvs_fail = True
+    committed = rig.plat.nvs["seq_end"]
+    rig.run(4 * 60 * MIN)  # ~240 heartbeats past the last block end NVS took
+    used = max(f.seq for f in rig.frames())
+    assert committed + 200 < used < committed + FRESH_SKIP
+    assert storage_faults(rig)
+    t_loss = rig.now
+    rig.dev.power_loss(5 * SEC)
+    rig.run(10 * MIN)  # NVS still failing: no new block end is durable either
+    assert rig.unique() == ""
+    after = [f.seq for t, _n, f in rig.hub.frames if t > t_loss]
+    assert after and min(after) == committed + FRESH_SKIP, "above every number used"
+
+
+def test_a_fresh_device_starts_at_one_and_a_wake_skips_nothing():
+    rig = Rig("button", power_on=False, heartbeat_min=1)
+    rig.dev.power_on()
+    rig.run(30 * MIN)
+    seqs = sorted({f.seq for f in rig.frames()})
+    assert rig.dev.sleeps > 10, "it slept and woke between heartbeats"
+    assert seqs == list(range(1, len(seqs) + 1)), "no gap: wakes resume the block"
+    rig.dev.power_loss(5 * SEC)
+    rig.run(3 * MIN)
+    later = sorted({f.seq for f in rig.frames()} - set(seqs))
+    assert later[0] == 33 + FRESH_SKIP, "a power-on starts FRESH_SKIP past NVS's block end"
+
+
+def test_check_seq_at_a_fresh_start_skips_fresh_skip_numbers_above_nvs():
+    hal = type("Hal", (), {"nvs_get": lambda self, key, default: self.nvs.get(key, default)})()
+    core = Core.__new__(Core)
+    core.hal = hal
+    hal.nvs = {"seq_end": 65}
+    core.seq = SeqBlock(65)
+    core.check_seq(restored=False)
+    assert (core.seq.limit, core.seq.next) == (65 + FRESH_SKIP, 65 + FRESH_SKIP)
+    hal.nvs = {}  # never committed: nothing used
+    core.check_seq(restored=False)
+    assert (core.seq.limit, core.seq.next) == (1, 1)
+    hal.nvs = {"seq_end": -1}  # 2**32 - 1 as NVS's i32: no room left to skip
+    core.check_seq(restored=False)
+    assert core.seq.limit == 2**32
