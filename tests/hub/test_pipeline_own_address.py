@@ -30,6 +30,18 @@ def answered(home: Home, address: str = DEV_ADDR) -> None:
     home.core.ack_written(BUTTON, F.S_NONE, True, address)
 
 
+def restart_then_relays_replay(home: Home, frame: bytes) -> list:
+    """The hub restarts (its wall clock behind: no RTC, no time service yet) and, 30 s on,
+    each relay replays `frame` (a stale duplicate); returns the acks addressed from then."""
+    home.restart()
+    acks = addressed(home, own=True)
+    home.clock.wall -= 10 * MIN
+    home.clock.advance(30_000)
+    for relay in RELAYS:
+        assert home.core.on_frame(relay, frame, -80) == "duplicate"
+    return acks
+
+
 def test_the_core_tells_which_acks_go_to_the_devices_own_address(home):
     acks = addressed(home, own=True)
     sos = advert(home, BUTTON, 1, F.T_SOS)
@@ -88,12 +100,7 @@ def test_after_a_restart_stale_replays_from_elsewhere_take_no_place_of_the_devic
     sos = advert(home, BUTTON, 1, F.T_SOS)
     assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
     answered(home)
-    home.restart()
-    acks = addressed(home, own=True)
-    home.clock.wall -= 10 * MIN
-    home.clock.advance(30_000)
-    for relay in RELAYS:
-        assert home.core.on_frame(relay, sos, -80) == "duplicate"
+    acks = restart_then_relays_replay(home, sos)
     assert acks == [] and home.core.counters["duplicate_stale_dropped"] == 3
     retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=30_000, attempt=4)
     assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
@@ -109,12 +116,7 @@ def test_after_a_restart_the_devices_retry_is_its_own_while_its_address_is_unpro
     radio), and the device's retry still as its own, served first."""
     sos = advert(home, BUTTON, 1, F.T_SOS)
     assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
-    home.restart()
-    acks = addressed(home, own=True)
-    home.clock.wall -= 10 * MIN
-    home.clock.advance(30_000)
-    for relay in RELAYS:
-        assert home.core.on_frame(relay, sos, -80) == "duplicate"
+    acks = restart_then_relays_replay(home, sos)
     retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=30_000, attempt=4)
     assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
     assert [(a[1], a[4]) for a in acks] == [(r, False) for r in RELAYS] + [(DEV_ADDR, True)]

@@ -6,8 +6,10 @@ write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -44,6 +46,19 @@ def log_without_traceback(loop: asyncio.AbstractEventLoop, context: dict[str, An
     whose own ast.parse trips CPython 3.11's "AST constructor recursion depth mismatch"
     (gh-106905) and fails the session. Same report, without the traceback."""
     logging.getLogger("asyncio").error("%s: %r", context["message"], context.get("exception"))
+
+
+@contextlib.asynccontextmanager
+async def radio_on_flaky_bus(
+    bz: BlueZDouble, bus: FlakyBus, monkeypatch: pytest.MonkeyPatch, got: list[bytes]
+) -> AsyncIterator[Any]:
+    """A radio that heard BUTTON, whose ack writes land in `got`; its connections from then
+    on (the BleakClients') go through `bus`."""
+    asyncio.get_running_loop().set_exception_handler(log_without_traceback)
+    bz.on_write(BUTTON, got.append)
+    async with radio_hearing(bz, BUTTON) as radio:
+        relay_new_connections(bus, monkeypatch)
+        yield radio
 
 
 def test_ack_uuids_match_the_protocol() -> None:
@@ -186,11 +201,8 @@ def test_bus_lost_during_the_write_is_a_failed_write_and_backs_off(
     run, flaky_bus: FlakyBus, monkeypatch: pytest.MonkeyPatch, logs, how: str
 ) -> None:
     async def body(bz: BlueZDouble) -> None:
-        asyncio.get_running_loop().set_exception_handler(log_without_traceback)
         got: list[bytes] = []
-        bz.on_write(BUTTON, got.append)
-        async with radio_hearing(bz, BUTTON) as radio:
-            relay_new_connections(flaky_bus, monkeypatch)  # the BleakClients' connections
+        async with radio_on_flaky_bus(bz, flaky_bus, monkeypatch, got) as radio:
             flaky_bus.cut_next_write(how)
             assert not await radio.send_ack(BUTTON, ack(8, ACK_STORED))  # not raised
             assert flaky_bus.cuts == [how]
@@ -212,11 +224,8 @@ def test_ack_waiting_behind_a_write_that_lost_its_bus_is_written_after_the_backo
     run, flaky_bus: FlakyBus, monkeypatch: pytest.MonkeyPatch, logs, how: str
 ) -> None:
     async def body(bz: BlueZDouble) -> None:
-        asyncio.get_running_loop().set_exception_handler(log_without_traceback)
         got: list[bytes] = []
-        bz.on_write(BUTTON, got.append)
-        async with radio_hearing(bz, BUTTON) as radio:
-            relay_new_connections(flaky_bus, monkeypatch)  # the BleakClients' connections
+        async with radio_on_flaky_bus(bz, flaky_bus, monkeypatch, got) as radio:
             bz.set_connect_behaviour(BUTTON, delay_s=0.2)
             flaky_bus.cut_next_write(how)
             t0 = time.monotonic()
