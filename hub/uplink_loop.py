@@ -14,7 +14,10 @@ loop; paho hands the new socket over through `on_socket_open`, posted to the loo
 `loop_misc` once a second: PINGREQ, and a broker that stopped answering (keepalive).
 
 Everything here runs on the loop's thread, except `_connect` (the attempt thread), whose
-socket callbacks are posted to the loop in order.
+socket callbacks are posted to the loop in order. The attempt's socket is the attempt thread's
+until the loop registers it (`_register`), then the loop's: a stop ends registering, and the
+thread, looking under a lock shared with `stop()`, closes its socket only if the loop had not
+taken it. A registered one is the close's to end (DISCONNECT first, or the broker sends the will).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Driver:
         self._delay: float | None = None  # the last retry delay; None: next one is the minimum
         self._on_failed, self._on_closed = on_failed, on_closed
         self.stopped = False
+        self._stopping = threading.Lock()  # stop() vs the attempt thread's look at `stopped`
         self._connecting = False  # an attempt thread is running
         self._in_paho = False  # inside loop_read/loop_write/loop_misc (and so maybe a callback)
         self._retry: asyncio.TimerHandle | None = None
@@ -106,7 +110,8 @@ class Driver:
 
     def stop(self) -> None:
         """No more attempts nor retries; the socket, if any, is still served (for close)."""
-        self.stopped = True
+        with self._stopping:
+            self.stopped = True
         for h in (self._retry, self._misc):
             if h is not None:
                 h.cancel()
@@ -119,12 +124,13 @@ class Driver:
         client, loop = self.client, self.loop
         deadline = loop.time() + timeout
         info = last()
-        while info is not None and not info.is_published() and client.socket() is not None:
+        while info is not None and not info.is_published() and self.sock is not None:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(0.005)
         client.disconnect()  # written by the loop; paho then closes the socket
-        while client.socket() is not None and loop.time() < deadline + 1.0:
+        # only on the loop's socket: one still the attempt's is never written (nor its CONNECT)
+        while self.sock is not None and loop.time() < deadline + 1.0:
             await asyncio.sleep(0.005)
         self.drop()
 
@@ -134,8 +140,8 @@ class Driver:
         self.stop()
         last()
         self.client.disconnect()
-        for _ in range(100):  # what is queued, DISCONNECT last
-            if self.client.socket() is None or not self.client.want_write():
+        for _ in range(100):  # what is queued, DISCONNECT last; on the loop's socket only
+            if self.sock is None or not self.client.want_write():
                 break
             self.client.loop_write()
         self.drop()
@@ -143,6 +149,8 @@ class Driver:
     def drop(self) -> None:
         """Stop, and close the socket without a word to the broker (it sends the will)."""
         self.stop()
+        # also an attempt's socket never registered: its report to the loop may be lost with the
+        # loop; the attempt thread at most closes it again (a no-op)
         sock = self.sock or self.client.socket()
         self._unregister()
         if sock is not None:
@@ -170,16 +178,19 @@ class Driver:
             err = e
         else:
             sock = self.client.socket()
-            if self.stopped and sock is not None:  # closed meanwhile (its loop may be gone):
-                with contextlib.suppress(OSError):  # leave no connection behind
-                    sock.close()
+            # once stopped the loop takes no socket (`_register`): one it has not taken is this
+            # thread's to close (its loop may be gone), one it has is the close's (DISCONNECT)
+            with self._stopping:
+                if self.stopped and sock is not None and sock is not self.sock:
+                    with contextlib.suppress(OSError):
+                        sock.close()
         with contextlib.suppress(RuntimeError):  # the loop is closed: the uplink is gone
             self.loop.call_soon_threadsafe(self._attempted, err)
 
     def _attempted(self, err: BaseException | None) -> None:
         self._connecting = False
-        if self.stopped:  # closed while connecting: do not leave a connection behind
-            if err is None:
+        if self.stopped:  # closed while connecting: do not leave a connection behind, but a
+            if err is None and self.sock is None:  # registered one is the close's to end
                 self.drop()
             return
         if err is not None:
