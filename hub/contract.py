@@ -15,10 +15,12 @@ that text. The response result codes 0..7 are SCAIP's (`Result`).
 from hub.contract_events import *  # noqa: F403
 from hub.contract_events import _HOUSEHOLD, _ID, _REF  # noqa: F401 (used by the tests)
 from hub.contract_requests import (
+    FLOOR_DEFAULT_MIN as FLOOR_DEFAULT_MIN,
     INACTIVITY_BOUNDS as INACTIVITY_BOUNDS,
     INACTIVITY_SETTINGS as INACTIVITY_SETTINGS,
     SETTINGS as SETTINGS,
     Request as Request,
+    activity_conflict as activity_conflict,
     device_entry as device_entry,
     error_response as error_response,
     inactivity_conflict as inactivity_conflict,

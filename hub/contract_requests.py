@@ -59,12 +59,24 @@ INACTIVITY_BOUNDS = {
     "rank": (1, 3),  # 1 = the most still day of the history, 2 = the second ...
 }
 INACTIVITY_SETTINGS = {f"inactivity_{k}": k for k in INACTIVITY_BOUNDS}
+FLOOR_DEFAULT_MIN = 30  # the detector's floor when neither hub.toml nor the platform sets one
 
 
 def inactivity_conflict(values: dict[str, int]) -> str | None:
     """What is wrong with a whole set of inactivity values beyond their own bounds, or None."""
-    if values.get("floor_min", 30) > values.get("ceiling_min", 3000):
+    if values.get("floor_min", FLOOR_DEFAULT_MIN) > values.get("ceiling_min", 3000):
         return "floor_min must not exceed ceiling_min"
+    return None
+
+
+def activity_conflict(floor_min: int, intervals: dict[int, int]) -> str | None:
+    """Device id -> activity_interval against the inactivity floor, or None. A PIR reports
+    ongoing motion only in its summaries, so the hub may hear nothing of a moving resident for
+    a whole interval: one as long as the floor could raise a pre-alarm on them."""
+    for d, minutes in sorted(intervals.items()):
+        if minutes >= floor_min:
+            return (f"activity_interval {minutes} of device {d:08x} must be shorter than"
+                    f" inactivity_floor_min {floor_min}")
     return None
 
 
@@ -75,8 +87,9 @@ class Request:
     device_id: int | None = None  # identify/test: the device; settings: None = the whole home
     ref: str | None = None  # ack: the alarm the operator acknowledged
     operator: str | None = None  # ack: who (free text, optional)
-    settings: tuple[tuple[int, int], ...] = ()  # settings: (setting id, value), sorted
-    inactivity: tuple[tuple[str, int], ...] = ()  # settings: ([inactivity] key, value), sorted
+    # settings: (setting id, value), sorted; value None: clear the platform's value
+    settings: tuple[tuple[int, int | None], ...] = ()
+    inactivity: tuple[tuple[str, int | None], ...] = ()  # ([inactivity] key, value), likewise
 
 
 def _refuse_constant(name: str) -> Any:
@@ -195,10 +208,10 @@ def _request(kind: str, transaction: str | int, body: dict, hub_id: str) -> Requ
                 lo, hi = INACTIVITY_BOUNDS[INACTIVITY_SETTINGS[name]]
             else:
                 raise ContractError(Result.WRONG_DATA, f"unknown setting {name[:40]!r}")
-            n = _integral(value)
-            if n is None:
-                raise ContractError(Result.INVALID_FORMAT, f"{name} must be an integer")
-            if not lo <= n <= hi:
+            n = None if value is None else _integral(value)  # null: clear the platform's
+            if n is None and value is not None:
+                raise ContractError(Result.INVALID_FORMAT, f"{name} must be an integer or null")
+            if n is not None and not lo <= n <= hi:
                 raise ContractError(Result.WRONG_DATA, f"{name} must be in {lo}..{hi}")
             if name in SETTINGS:
                 pairs.append((sid, n))
@@ -207,7 +220,12 @@ def _request(kind: str, transaction: str | int, body: dict, hub_id: str) -> Requ
         if home and device is not None:
             raise ContractError(Result.WRONG_DATA,
                                 "inactivity settings are for the whole home: omit device")
-        conflict = inactivity_conflict(dict(home))
+        # within the request here; against the values in force in the hub (hub/requests.py)
+        given = {k: v for k, v in home if v is not None}
+        conflict = inactivity_conflict(given)
+        activity, floor = dict(pairs).get(frame.S_SUMMARY_MIN), given.get("floor_min")
+        if activity and floor and activity >= floor:
+            conflict = f"activity_interval {activity} must be shorter than inactivity_floor_min"
         if conflict:
             raise ContractError(Result.WRONG_DATA, conflict)
         return Request(kind, transaction, device_id=device, settings=tuple(sorted(pairs)),

@@ -22,7 +22,9 @@ right?"). Like the detector, that time does not run while the hub is off.
 
 The platform may tune the detector of this home within contract.INACTIVITY_BOUNDS through a
 settings request (`tune`): the running detector takes the new settings at once and keeps its
-learned history; the values are stored and win over hub.toml's at the next start.
+learned history; the values are stored and win over hub.toml's at the next start, until the
+platform clears them (null). The floor must stay above every activity interval the platform
+set (`floor_problem`, docs/inactivity.md).
 """
 
 from __future__ import annotations
@@ -86,6 +88,49 @@ def detector_kwargs(values: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def stored_tuning(cfg, store) -> dict[str, int]:
+    """The platform's inactivity values kept in the store, or {} if unusable."""
+    blob = store.get_state("inactivity_settings")
+    if not blob:
+        return {}
+    try:
+        vals = json.loads(blob)
+        ok = isinstance(vals, dict) and all(
+            k in contract.INACTIVITY_BOUNDS and type(v) is int
+            and contract.INACTIVITY_BOUNDS[k][0] <= v <= contract.INACTIVITY_BOUNDS[k][1]
+            for k, v in vals.items())
+        if ok and not contract.inactivity_conflict({**cfg.inactivity.values, **vals}):
+            return vals
+    except ValueError:
+        pass
+    log.error("stored inactivity settings are unusable: using hub.toml's")
+    return {}
+
+
+def floor_problem(cfg, tuned: dict[str, int], device_settings) -> str | None:
+    """The inactivity floor in force against the activity intervals the platform set
+    (docs/inactivity.md), naming where the floor comes from; None if they agree. A settings
+    request cannot make them disagree; an edit of hub.toml (or values kept from before the
+    check) can."""
+    if not cfg.inactivity.enabled:
+        return None
+    floor = {**cfg.inactivity.values, **tuned}.get("floor_min", contract.FLOOR_DEFAULT_MIN)
+    intervals = {d: v for d in cfg.devices
+                 if (v := device_settings.in_force(d).get(F.S_SUMMARY_MIN)) is not None}
+    why = contract.activity_conflict(floor, intervals)
+    if why is None:
+        return None
+    where = ("the platform's inactivity_floor_min" if "floor_min" in tuned
+             else f"{cfg.path}: inactivity.floor_min")
+    return (f"{where}: {why}, or a moving resident can look still to the inactivity detector"
+            " (the interval is the platform's: docs/inactivity.md)")
+
+
+def _tuned(tuned: dict[str, int], changes: dict[str, int | None]) -> dict[str, int]:
+    """The platform's inactivity values after `changes` (None clears one)."""
+    return {k: v for k, v in {**tuned, **changes}.items() if v is not None}
+
+
 class HomeWatch:
     def __init__(self, cfg, store, now_ms: int, core, bracelet_absent_min: int = 15):
         self.cfg, self.store, self.core = cfg, store, core
@@ -100,7 +145,10 @@ class HomeWatch:
         self.alarm_ref: str | None = None  # the inactivity alarm raised and not cleared yet
         self.prealarm_until: int | None = None  # mono ms
         if cfg.inactivity.enabled:
-            self.tuned = self._stored_tuning()
+            self.tuned = stored_tuning(cfg, store)
+            problem = floor_problem(cfg, self.tuned, core.device_settings)
+            if problem:  # hub.toml edited since the platform's settings: runs, says so
+                log.error("%s", problem)
             kw = self._kwargs()
             self.prealarm_ms = kw.get("prealarm_ms", 600_000)
             blob = store.get_state("inactivity")
@@ -141,9 +189,10 @@ class HomeWatch:
         return max(found, key=lambda ev: ev.seq).ref if found else None
 
     # -- settings -------------------------------------------------------------------------
-    def settings(self) -> dict[str, int]:
-        """The [inactivity] values in force: hub.toml's, then the platform's over them."""
-        return {**self.cfg.inactivity.values, **self.tuned}
+    def settings(self, changes: dict[str, int | None] | None = None) -> dict[str, int]:
+        """The [inactivity] values in force: hub.toml's, then the platform's over them; with
+        `changes`, as a settings request would leave them."""
+        return {**self.cfg.inactivity.values, **_tuned(self.tuned, changes or {})}
 
     def _kwargs(self) -> dict:
         kw = detector_kwargs(self.settings())
@@ -151,29 +200,13 @@ class HomeWatch:
         kw["door_away"] = not self.bracelets
         return kw
 
-    def _stored_tuning(self) -> dict[str, int]:
-        blob = self.store.get_state("inactivity_settings")
-        if not blob:
-            return {}
-        try:
-            vals = json.loads(blob)
-            ok = isinstance(vals, dict) and all(
-                k in contract.INACTIVITY_BOUNDS and type(v) is int
-                and contract.INACTIVITY_BOUNDS[k][0] <= v <= contract.INACTIVITY_BOUNDS[k][1]
-                for k, v in vals.items())
-            if ok and not contract.inactivity_conflict({**self.cfg.inactivity.values, **vals}):
-                return vals
-        except ValueError:
-            pass
-        log.error("stored inactivity settings are unusable: using hub.toml's")
-        return {}
-
-    def tune(self, values: dict[str, int], now: int) -> str | None:
-        """Apply the platform's inactivity settings (each within its bounds) to the running
-        detector, keeping its learned history; store them. Returns why not, or None."""
+    def tune(self, values: dict[str, int | None], now: int) -> str | None:
+        """Apply the platform's inactivity settings (each within its bounds; None: clear its
+        value, hub.toml's or the default applies) to the running detector, keeping its learned
+        history; store them. Returns why not, or None."""
         if self.detector is None:
             return "inactivity detection is disabled on this hub"
-        tuned = {**self.tuned, **values}
+        tuned = _tuned(self.tuned, values)
         conflict = contract.inactivity_conflict({**self.cfg.inactivity.values, **tuned})
         if conflict:
             return conflict

@@ -44,10 +44,10 @@ import logging
 import time
 from collections import Counter
 
-from hub import contract, events as E
+from hub import contract, events as E, registrations
 from hub.clock_sync import ClockWatch, kernel_synced
 from hub.config import LOCATION_MAX, ROOM_MAX, Config, Device
-from hub.device_settings import DeviceSettings
+from hub.device_settings import DeviceSettings, stored_devices
 from hub.home import HomeWatch
 from hub.pipeline_acks import DeviceAcks, DeviceRuntime, address_state
 from hub.pipeline_cancels import fall_cancel_target
@@ -120,11 +120,15 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             blob = store.get_state(self._window_name(d))
             self.windows[d] = ReplayWindow.from_bytes(blob) if blob else ReplayWindow()
         self.devices = {d: DeviceRuntime() for d in cfg.devices}
+        # a device removed or added again with another key starts clean (its replay window
+        # is kept: hub/registrations.py)
+        gone = registrations.forget_gone(cfg, store, stored_devices(store))
         for d in cfg.devices:
             self._load_address(d)
         # hub.toml's heartbeat, the platform's stored settings over it: each device learns
         # them again at first contact, and the supervisor (HomeWatch) expects that heartbeat
-        self.device_settings = DeviceSettings(cfg, store)
+        self.device_settings = DeviceSettings(cfg, store, forget=gone)
+        registrations.record(cfg, store)
         for d in cfg.devices:
             self.devices[d].settings.update(self.device_settings.in_force(d))
         self.unknown = UnknownDevices(self.clock.mono_ms())  # bounded: no key needed

@@ -128,8 +128,7 @@ class DeviceAcks:
             return
         if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
             del rt.settings[setting]  # the device has it (unless changed since: then send that)
-            heartbeat = setting == F.S_HEARTBEAT_MIN
-            if heartbeat and self.device_settings.heard(dev_id, rt.sent[setting]):
+            if self.device_settings.heard(dev_id, setting, rt.sent[setting]):
                 self.home.expect_heartbeat(dev_id)  # supervised at that interval from now
         if ok and address is not None and address == rt.address and not rt.answered:
             rt.answered = True

@@ -43,28 +43,38 @@ def _ack(core, req: Request):
 def _settings(core, req: Request):
     """Device settings travel with each device's next acknowledgement and are stored (sent
     again after a restart; the supervisor follows the heartbeat); inactivity settings (the
-    whole home's) apply to the hub's detector at once, or none do."""
+    whole home's) apply to the hub's detector at once, or none do. A value None clears the
+    platform's: hub.toml's (or the default) applies again."""
     targets = [req.device_id] if req.device_id is not None else list(core.cfg.devices)
     for d in targets:
         if d not in core.cfg.devices:
             return Result.WRONG_DATA, f"unknown device {d:08x}", None
     for sid, v in req.settings:  # the contract refuses these already (hub/contract_requests)
-        if not (0 < sid < len(F.SETTING_LO) and F.SETTING_LO[sid] <= v <= F.SETTING_HI[sid]):
+        if not (0 < sid < len(F.SETTING_LO)) or v is not None and not (
+                F.SETTING_LO[sid] <= v <= F.SETTING_HI[sid]):
             return Result.WRONG_DATA, f"setting {sid}: {v} is not a value devices keep", None
+    values = dict(req.settings)
+    if req.inactivity and core.home.detector is None:
+        return Result.NOT_TREATED, "inactivity detection is disabled on this hub", None
+    why = _activity_conflict(core, targets, values, dict(req.inactivity))
+    if why:  # checked before anything changes: nothing is applied
+        return Result.WRONG_DATA, why, None
     if req.inactivity:
-        if core.home.detector is None:
-            return Result.NOT_TREATED, "inactivity detection is disabled on this hub", None
         why = core.home.tune(dict(req.inactivity), core.clock.mono_ms())
         if why:
             return Result.WRONG_DATA, why, None
         if not req.settings:
             return Result.OK, "applied to the home's inactivity detector", {
                 "inactivity": core.home.settings()}
-    values = dict(req.settings)
     if values:  # stored: they win over hub.toml's after a restart (hub/device_settings.py)
         core.device_settings.set(targets, values)
     for d in targets:
-        core.devices[d].settings.update(values)
+        now, pending = core.device_settings.in_force(d), core.devices[d].settings
+        for sid in values:  # a cleared value never set has nothing to send
+            if sid in now:
+                pending[sid] = now[sid]
+            else:
+                pending.pop(sid, None)
         if F.S_HEARTBEAT_MIN in values:
             core.home.expect_heartbeat(d)  # a longer one at once, a shorter once it is heard
     data: dict = {"devices": [contract.device_hex(d) for d in targets]}
@@ -72,6 +82,23 @@ def _settings(core, req: Request):
         data["inactivity"] = core.home.settings()
     # accepted, in force once each device next reports (docs/mqtt.md: result 4, hold)
     return Result.HOLD, "devices get it at their next contact", data
+
+
+def _activity_conflict(core, targets: list[int], values: dict, inactivity: dict) -> str | None:
+    """Every device's activity interval against the inactivity floor, as this request would
+    leave them (docs/inactivity.md). Only values the hub sends count: it does not know one a
+    device was provisioned with (15 min unless the installer chose another)."""
+    if core.home.detector is None:
+        return None
+    floor = core.home.settings(inactivity).get("floor_min", contract.FLOOR_DEFAULT_MIN)
+    intervals = {}
+    for d in core.cfg.devices:
+        v = core.device_settings.in_force(d).get(F.S_SUMMARY_MIN)
+        if d in targets and F.S_SUMMARY_MIN in values:
+            v = values[F.S_SUMMARY_MIN]  # None, cleared: the default, below any floor
+        if v is not None:
+            intervals[d] = v
+    return contract.activity_conflict(floor, intervals)
 
 
 def _test(core, req: Request):

@@ -126,6 +126,7 @@ class SimDevice:
         self.next_seq = start_seq
         self.msgs: dict[int, Msg] = {}
         self.acks: list[tuple[float, int, int]] = []  # (monotonic time, seq, status), verified
+        self.settings: list[tuple[int, int, int]] = []  # (seq, setting id, value) of those acks
         self.bad_acks = 0  # writes that failed verification (forged / for another device)
         self.stale_acks = 0  # for a seq this device never sent (not verified: changes nothing)
         self.transmissions = 0
@@ -219,6 +220,8 @@ class SimDevice:
         except F.FrameError:
             self.bad_acks += 1
             return
+        if ack.setting != F.S_NONE:  # first: a test that saw the ack sees its setting
+            self.settings.append((ack.seq, ack.setting, ack.value))
         self.acks.append((time.monotonic(), ack.seq, ack.status))
         m.status = max(m.status, ack.status)
         self._acked.set()

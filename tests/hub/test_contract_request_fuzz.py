@@ -87,7 +87,8 @@ valid = st.one_of(
         st.integers(0, 2**53 - 1),
         st.none() | st.integers(1, 2**32 - 1).map("{:08x}".format),
         st.fixed_dictionaries(
-            {}, optional={n: st.integers(lo, hi) for n, (_, lo, hi) in contract.SETTINGS.items()}
+            {}, optional={n: st.none() | st.integers(lo, hi)  # None: clear the platform's
+                          for n, (_, lo, hi) in contract.SETTINGS.items()}
         ).filter(bool),
     ),
     st.builds(
