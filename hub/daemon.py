@@ -230,6 +230,8 @@ class Daemon:
                     "rssi": rt.rssi,
                     "refused_frames": rt.bad_tags,
                     "settings_pending": len(rt.settings),
+                    # set by the platform, over hub.toml's (cleared by it with null)
+                    "platform_settings": core.device_settings.named(d),
                 }
             )
         # counted, not read: this runs every 2 s, also through a long outage's backlog
@@ -248,6 +250,8 @@ class Daemon:
                 "connected": bool(self.uplink and self.uplink.connected),
                 "protocol": getattr(self.uplink, "protocol", None),
                 "in_flight": len(core.in_flight),
+                # why not connected (TLS files, broker), or knocked off (another hub's identity)
+                "problem": self.uplink.problem if self.uplink else None,
             },
             "radio": {
                 "status": core.radio_health,
@@ -276,6 +280,7 @@ class Daemon:
                 "still_min": det.still_ms // 60_000,
                 "threshold_min": det.threshold_ms // 60_000,
                 "learned_days": det.learned_days,
+                "platform_settings": dict(sorted(core.home.tuned.items())),
             },
             "counters": dict(core.counters),
         }

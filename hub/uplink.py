@@ -16,9 +16,9 @@ may be called from any thread. paho driven from outside must only be called from
 thread, so from any other thread the paho call is posted to the loop, in order (publish_event
 then returns True once it is queued). `close` from another thread (the hub calls it from an
 executor) waits for the loop to publish the shutdown state and disconnect; on the loop's own
-thread it cannot wait for that PUBACK. A connection attempt (DNS, TCP, TLS handshake) blocks:
-it runs in a thread of its own, never on the loop. Uplink's mid table and stats are behind a
-lock that is never held while calling into paho (hub/uplink_pubacks.py).
+thread, or once the loop stopped, it blocks (up to 1 s) for that PUBACK. A connection attempt
+(DNS, TCP, TLS handshake) blocks: it runs in a thread of its own, never on the loop. Uplink's
+mid table and stats are behind a lock never held while calling paho (hub/uplink_pubacks.py).
 
 Delivery
 --------
@@ -35,11 +35,12 @@ expected (paho resends in-flight messages after a reconnect, and the hub re-offe
 consumer deduplicates on `ref`. Under MQTT 3.1.1 a PUBACK has no reason code: ACL refusals
 and "no subscribers" are invisible there and every PUBACK counts as delivered.
 
-Outages are logged once, not per retry (hub/uplink_outage.py); the retries themselves (the
-minimum delay, doubling up to the maximum) are made by the loop's driver (uplink_loop.py). The
-other parts: the paho client's settings (uplink_paho.py), PUBACK matching and reason codes
-(uplink_pubacks.py), requests in and responses out (uplink_requests.py), callbacks to the
-caller (uplink_callbacks.py).
+Outages are logged once, not per retry (hub/uplink_outage.py), retried by the loop's driver
+(the minimum delay, doubling up to the maximum: uplink_loop.py). Unusable TLS files are an
+outage (the context is built before each attempt: uplink_tls.py); another client with this
+hub's identity is not (uplink_takeover.py). `problem`: why it is down (or knocked off), for the
+status. Also: paho's settings (uplink_paho.py), PUBACKs and reason codes (uplink_pubacks.py),
+requests and responses (uplink_requests.py), the caller's callbacks (uplink_callbacks.py).
 
 Order: on one connection paho sends in call order; `max_inflight` (set before connect) bounds
 the unacknowledged window and later messages queue in order behind it. After a reconnect, resent
@@ -65,6 +66,8 @@ from hub.uplink_paho import arm_will, check_config, connect_async, new_client, n
 from hub.uplink_pubacks import NO_MATCHING_SUBSCRIBERS, Rejection, Tag, Unacked, rejection_of
 from hub.uplink_requests import request_of, response_to
 from hub.uplink_retained import Retained
+from hub.uplink_takeover import Takeover
+from hub.uplink_tls import FreshContext, TlsFileError
 
 log = logging.getLogger("carebeacon.uplink")
 
@@ -129,6 +132,8 @@ class Uplink(Retained):
         self._connected = False
         self._client: mqtt.Client | None = None
         self._outage = Outage(c)  # the loop's thread only
+        self._takeover = Takeover(c, on_over=self._stable)  # the loop's thread only
+        self._tls = FreshContext(c) if c.ca_file else None  # built before each attempt
         self.protocol = "3.1.1" if c.protocol == "3.1.1" else "5"
         self.stats = dict.fromkeys(
             "published delivered rejected no_subscribers connects disconnects requests"
@@ -161,6 +166,7 @@ class Uplink(Retained):
             max_delay=c.reconnect_max_delay,
             on_failed=self._attempt_failed,
             on_closed=self._socket_closed,
+            prepare=self._tls.build if self._tls is not None else None,
         )
         self._driver.start()
 
@@ -184,8 +190,9 @@ class Uplink(Retained):
         if self._client is None or loop is None:
             return
         try:
-            if running_on(loop) or not loop.is_running():
-                self._close_now()  # nothing can wait here for the loop: best effort
+            if running_on(loop) or not loop.is_running():  # nothing can wait on the loop: the
+                if self._driver is not None:  # driver reads the state's PUBACK itself (<= 1 s)
+                    self._driver.close_now(self._shutdown_state)
             else:
                 done = asyncio.run_coroutine_threadsafe(self._close(timeout), loop)
                 try:
@@ -200,10 +207,6 @@ class Uplink(Retained):
         if self._driver is not None:
             await self._driver.close(self._shutdown_state, timeout)
 
-    def _close_now(self) -> None:
-        if self._driver is not None:
-            self._driver.close_now(self._shutdown_state)
-
     def _shutdown_state(self) -> mqtt.MQTTMessageInfo | None:
         if not self._connected or self._client is None:
             return None
@@ -213,6 +216,11 @@ class Uplink(Retained):
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def problem(self) -> str | None:
+        """Why the uplink is not connected, or is knocked off (a takeover); None: all well."""
+        return self._takeover.text or (None if self._connected else self._outage.reason)
 
     # ----- publishing -----------------------------------------------------------------------------
     def publish_event(self, ref: str, topic: str, payload: bytes | str | dict) -> bool:
@@ -270,7 +278,7 @@ class Uplink(Retained):
     # ----- paho client ----------------------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
         paho_log = PahoLog(logging.getLogger("carebeacon.uplink.paho"), self._outage)
-        client = new_client(self.config, self.protocol, self.state_topic, paho_log)
+        client = new_client(self.config, self.protocol, self.state_topic, paho_log, self._tls)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -291,7 +299,12 @@ class Uplink(Retained):
 
     # ----- the driver's and paho's callbacks (the loop's thread) ----------------------------------
     def _attempt_failed(self, err: BaseException) -> None:
-        self._outage.unreachable(str(err) or type(err).__name__)
+        files = isinstance(err, TlsFileError)  # the hub's own files: logged at ERROR
+        self._outage.unreachable(str(err) or type(err).__name__, files=files)
+
+    def _stable(self) -> None:
+        if self._driver is not None:
+            self._driver.connected()  # the next outage's retries start at the minimum delay
 
     def _socket_closed(self) -> None:
         if not self._answered:  # closed before any CONNACK (e.g. TLS refused): a failed attempt
@@ -316,9 +329,10 @@ class Uplink(Retained):
             return
         c = self.config
         self._count("connects")
-        if self._driver is not None:
-            self._driver.connected()  # the next outage's retries start at the minimum delay
-        self._outage.connected(self.protocol, flags.session_present)
+        taken_over = self._takeover.connected(self._loop)  # if so, keep backing off
+        if not taken_over:
+            self._stable()
+        self._outage.connected(self.protocol, flags.session_present, quiet=taken_over)
         no_delay(client)
         # fresh time in the will for the next connection
         arm_will(client, c, self.protocol, self.state_topic)
@@ -335,10 +349,10 @@ class Uplink(Retained):
         self._connected = False
         if was:
             self._count("disconnects")
-            if reason.is_failure:  # an outage starts: logged once, retries counted quietly
-                self._outage.lost(reason)
-            else:
+            if not reason.is_failure:
                 log.info("disconnected: %s", reason)
+            elif not self._takeover.lost(reason.value, flags.is_disconnect_packet_from_server):
+                self._outage.lost(reason)  # an outage starts: logged once, retries quietly
             self._callbacks.dispatch("disconnected", str(reason))
 
     def _on_publish(
@@ -372,23 +386,18 @@ class Uplink(Retained):
         log.error("broker refused %s %s: %s", what, ref or "", rejection)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: Any) -> None:
-        try:
-            self._handle_request(message)
-        except Exception:  # nothing a platform sends may break out of paho's read
+        try:  # nothing a platform sends may break out of paho's read
+            try:
+                request = request_of(message, self.config)  # None: a retained one, ignored
+            except contract.ContractError as err:  # logged by request_of
+                self._count("bad_requests")
+                self.respond(None, error=err)
+                return
+            if request is not None:
+                self._count("requests")
+                self._callbacks.dispatch("request", request)
+        except Exception:
             log.exception("request on %s not handled", message.topic)
-
-    def _handle_request(self, message: Any) -> None:
-        try:
-            request = request_of(message, self.config)
-        except contract.ContractError as err:
-            self._count("bad_requests")
-            log.warning("bad request on %s: %s", message.topic, err)
-            self.respond(None, error=err)
-            return
-        if request is None:
-            return
-        self._count("requests")
-        self._callbacks.dispatch("request", request)
 
     def _count(self, key: str) -> None:
         with self._lock:

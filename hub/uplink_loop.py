@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,7 +70,8 @@ class LoopThread:
 class Driver:
     """Runs one paho client on `loop`: socket events, loop_misc, connection attempts, retries.
 
-    `on_failed(exc)`: an attempt failed before a socket existed (refused, TLS, DNS...);
+    `prepare()`: run first in each attempt's thread (the TLS context, built from its files);
+    `on_failed(exc)`: an attempt failed before a socket existed (refused, TLS, DNS, `prepare`);
     `on_closed()`: the socket closed (connection lost, refused by CONNACK, or the broker went
     quiet). A retry is scheduled after either, until `stop()`."""
 
@@ -81,8 +84,10 @@ class Driver:
         max_delay: float,
         on_failed: Callable[[BaseException], Any],
         on_closed: Callable[[], Any],
+        prepare: Callable[[], Any] | None = None,
     ) -> None:
         self.client, self.loop = client, loop
+        self._prepare = prepare
         self._min, self._max = min_delay, max_delay
         self._delay: float | None = None  # the last retry delay; None: next one is the minimum
         self._on_failed, self._on_closed = on_failed, on_closed
@@ -134,17 +139,42 @@ class Driver:
             await asyncio.sleep(0.005)
         self.drop()
 
-    def close_now(self, last: Callable[[], Any]) -> None:
+    def close_now(self, last: Callable[[], Any], timeout: float = 1.0) -> None:
         """`close` where nothing can wait for the loop (on its thread, or it has stopped): the
-        same packets, written from here at once; no wait for the PUBACK."""
+        same packets, written and read from here, blocking up to `timeout` for the PUBACK. Not
+        waiting, the PUBACK met a closed socket, whose RST could reach the broker before it read
+        the DISCONNECT: the broker then published the will (29 closes in 60)."""
         self.stop()
-        last()
+        info = last()
+        self._write_out()
+        deadline = time.monotonic() + timeout
+        while info is not None and not _published(info) and self._served():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            pending = getattr(self.sock, "pending", None)  # TLS may hold decrypted bytes
+            ready = pending is not None and pending() > 0
+            if not ready and not select.select([self.sock], [], [], left)[0]:
+                continue
+            self._in_paho = True
+            try:
+                self.client.loop_read()  # the PUBACK; paho's callbacks run here, on this thread
+            finally:
+                self._in_paho = False
+            self._write_out()
         self.client.disconnect()
-        for _ in range(100):  # what is queued, DISCONNECT last; on the loop's socket only
-            if self.sock is None or not self.client.want_write():
+        self._write_out()
+        self.drop()
+
+    def _served(self) -> bool:
+        """The loop's socket is still paho's (a loop that stopped does not hear of a close)."""
+        return self.sock is not None and self.client.socket() is self.sock
+
+    def _write_out(self) -> None:
+        for _ in range(100):  # what is queued, in order; on the loop's socket only
+            if not self._served() or not self.client.want_write():
                 break
             self.client.loop_write()
-        self.drop()
 
     def drop(self) -> None:
         """Stop, and close the socket without a word to the broker (it sends the will)."""
@@ -173,6 +203,8 @@ class Driver:
     def _connect(self) -> None:  # the attempt thread
         err: BaseException | None = None
         try:
+            if self._prepare is not None:
+                self._prepare()  # before any connection: a bad file fails the attempt here
             self.client.reconnect()  # blocks: DNS, TCP, TLS handshake; then queues CONNECT
         except Exception as e:  # OSError, ssl.SSLError, a certificate name mismatch (ValueError)
             err = e
@@ -292,3 +324,10 @@ class Driver:
             self.loop.remove_reader(self._fd)
             self.loop.remove_writer(self._fd)
         self.sock, self._fd = None, -1
+
+
+def _published(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):  # paho raises for a message it could not queue
+        return True

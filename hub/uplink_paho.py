@@ -5,8 +5,8 @@ with `connect_async` (which only records it: hub/uplink_loop.py makes the attemp
 retries, with the uplink's delays); it calls `arm_will` again on every connect and `no_delay`
 once connected.
 
-TLS checks the broker's certificate chain (the county CA) and its name, on both transports: the
-name is `UplinkConfig.host`, which on the Unix-socket transport is only that (`tls_context`).
+TLS: the context is built from the files before every attempt (hub/uplink_tls.py), so a file
+that cannot be used is an outage, not a crash, and a fixed one is used without a restart.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -25,10 +24,15 @@ from hub import contract
 
 if TYPE_CHECKING:
     from hub.uplink import UplinkConfig
+    from hub.uplink_tls import FreshContext
 
 
 def new_client(
-    c: UplinkConfig, protocol: str, state_topic: str, paho_log: logging.LoggerAdapter
+    c: UplinkConfig,
+    protocol: str,
+    state_topic: str,
+    paho_log: logging.LoggerAdapter,
+    tls: FreshContext | None,
 ) -> mqtt.Client:
     """A paho client for `protocol` ("5" or "3.1.1"), its will armed; callbacks not set."""
     v5 = protocol == "5"
@@ -43,8 +47,8 @@ def new_client(
         reconnect_on_failure=False,
     )
     client.enable_logger(paho_log)  # type: ignore[arg-type]  # paho only calls .log()
-    if c.ca_file:
-        client.tls_set_context(tls_context(c))
+    if tls is not None:
+        client.tls_set_context(tls)  # type: ignore[arg-type]  # paho only calls wrap_socket
     client.max_inflight_messages_set(c.max_inflight)  # must precede connect
     arm_will(client, c, protocol, state_topic)
     return client
@@ -56,32 +60,6 @@ def check_config(c: UplinkConfig) -> None:
         raise ValueError("protocol must be auto, 5 or 3.1.1")
     if c.ca_file and not c.host:
         raise ValueError("TLS needs host: the broker's name, which its certificate must carry")
-
-
-class BrokerNameContext(ssl.SSLContext):
-    """Checks the broker's certificate against `broker_name`, whatever paho asks for.
-
-    paho wraps the socket with `server_hostname` = the host it connected to, which on the
-    Unix-socket transport is the socket's path: no certificate names that, and turning the check
-    off (`tls_insecure_set`) would let any server certificate of the county CA (another
-    broker's; any without an extended key usage) pose as the broker. So the name is set here;
-    TLS checks it in the handshake."""
-
-    broker_name = ""
-
-    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["server_hostname"] = self.broker_name
-        return super().wrap_socket(sock, *args, **kwargs)
-
-
-def tls_context(c: UplinkConfig) -> ssl.SSLContext:
-    """The county CA, the hub's certificate and key; the broker's name (`c.host`) checked."""
-    ctx = BrokerNameContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname on
-    ctx.broker_name = c.host
-    ctx.load_verify_locations(cafile=c.ca_file)
-    if c.cert_file:
-        ctx.load_cert_chain(c.cert_file, c.key_file)
-    return ctx
 
 
 def arm_will(client: mqtt.Client, c: UplinkConfig, protocol: str, state_topic: str) -> None:

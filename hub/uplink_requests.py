@@ -20,11 +20,17 @@ log = logging.getLogger("carebeacon.uplink")
 
 def request_of(message: Any, c: UplinkConfig) -> contract.Request | None:
     """The request in a message on the request filter, or None: a retained message (logged).
-    A malformed request raises contract.ContractError: answer it with that error."""
+    A malformed request raises contract.ContractError (logged): answer it with that error."""
     if message.retain:  # replayed at subscription: requests must never be retained
         log.warning("ignoring a retained request on %s", message.topic)
         return None
-    return contract.parse_request(message.topic, message.payload, county=c.county, hub_id=c.hub_id)
+    try:
+        return contract.parse_request(
+            message.topic, message.payload, county=c.county, hub_id=c.hub_id
+        )
+    except contract.ContractError as err:
+        log.warning("bad request on %s: %s", message.topic, err)
+        raise
 
 
 def response_to(

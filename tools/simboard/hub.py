@@ -57,6 +57,7 @@ class Platform:
         self.hub, self.puback_ms = hub, puback_ms
         self.connected = True
         self.protocol = 5
+        self.problem: str | None = None  # never any: this broker always answers
         self.events: list[tuple[str, dict]] = []
 
     def publish_event(self, ref, topic, payload):
