@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -39,21 +40,69 @@ def _load(args) -> C.Config:
 def cmd_run(args) -> int:
     from hub.daemon import Daemon
 
-    cfg = _load(args)
+    cfg = C.load(args.config, args.secrets, tls_files_fatal=False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    p = cfg.platform
+    for problem in p.file_problems:
+        logging.getLogger("carebeacon.config").error(
+            "%s; the hub runs, stores and acknowledges alarms, and sends them once it is fixed",
+            problem)
+    if not p.tls:  # mqtt:// (this machine only, hub/config.py) or unix://: tests, the simulator
+        logging.getLogger("carebeacon.config").warning(
+            "platform %s: NO TLS: alarms go unencrypted and unauthenticated to whatever broker "
+            "answers there; a home needs mqtts:// (docs/install-hub.md)",
+            f"unix:{p.unix_socket}" if p.unix_socket else f"mqtt://{p.host}:{p.port}")
     asyncio.run(Daemon(cfg).run())
     return 0
 
 
 def cmd_check(args) -> int:
     cfg = _load(args)
+    from hub.uplink_tls import check_platform_tls  # TLS files loaded as the uplink loads them
+    check_platform_tls(cfg)
+    problem = _stored_floor_problem(cfg)
+    if problem:  # the hub starts anyway (an alarm hub must run) and logs the same
+        raise C.ConfigError(problem)
     print(f"{cfg.path}: OK — hub {cfg.hub_id}, county {cfg.county}, household {cfg.household}, "
           f"{len(cfg.devices)} device(s), platform "
           f"{'unix:' + cfg.platform.unix_socket if cfg.platform.unix_socket else cfg.platform.host}"
           f"{'' if cfg.platform.unix_socket else ':' + str(cfg.platform.port)}"
           f" ({'mutual TLS' if cfg.platform.tls else 'NO TLS: tests only'})")
     return 0
+
+
+class _StoredState:
+    """The store's state blobs, read only: the running hub is the store's one writer."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def get_state(self, name: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+def _stored_floor_problem(cfg: C.Config) -> str | None:
+    """hub.toml's inactivity floor against the activity intervals the platform set (kept in
+    the store, hub/device_settings.py): what `hub run` would log at start, or None."""
+    from hub.device_settings import DeviceSettings
+    from hub.home import floor_problem, stored_tuning
+
+    path = cfg.data_dir / "hub.db"
+    if not cfg.inactivity.enabled or not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            state = _StoredState(db)
+            return floor_problem(cfg, stored_tuning(cfg, state), DeviceSettings(cfg, state))
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        print(f"{path}: not read ({e}): the platform's settings are not checked",
+              file=sys.stderr)
+        return None
 
 
 def _age(iso: str | None) -> str:
@@ -80,6 +129,8 @@ def render(st: dict) -> str:
         f"pending: {st['pending']['events']} event(s), "
         f"{len(st['pending']['alarms'])} alarm(s) not yet confirmed by the platform",
     ]
+    if up.get("problem"):  # why not connected: TLS files, broker; or another hub's identity
+        lines.append(f"platform problem: {up['problem']}")
     if st.get("inactivity"):
         i = st["inactivity"]
         lines.append(f"home: {i['state']}, still {i['still_min']} min "
@@ -96,6 +147,13 @@ def render(st: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    # the platform's values win over hub.toml's until it clears them (docs/mqtt.md, settings)
+    tuned = [(f"device {d['id']}", d.get("platform_settings")) for d in st["devices"]]
+    tuned.append(("inactivity", (st.get("inactivity") or {}).get("platform_settings")))
+    for who, values in tuned:
+        if values:
+            lines.append(f"set by the platform for {who}: "
+                         + ", ".join(f"{k} {v}" for k, v in values.items()))
     for u in st.get("unknown_devices", []):
         lines.append(f"unpaired device {u['id']} heard {u['count']}x at {u['address']} "
                      f"(rssi {u['rssi']}): add it with 'device add'")
@@ -114,6 +172,10 @@ def cmd_status(args) -> int:
         print(f"{path}: no status yet — is the hub running? (systemctl status carebeacon-hub)",
               file=sys.stderr)
         return 1
+    except PermissionError:  # the unit's UMask: the hub's user and group only
+        print(f"{path}: only the hub's user may read it: run this with sudo "
+              "(or as a member of the hub's group)", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:  # empty or garbled after a power cut, unreadable
         print(f"{path}: cannot read the hub's status ({e}); the hub rewrites it every 2 s "
               "while it runs (systemctl status carebeacon-hub)", file=sys.stderr)
@@ -125,7 +187,8 @@ def cmd_status(args) -> int:
         print(json.dumps(st, indent=1))
     else:
         print(render(st))
-    healthy = st["running"] and st["uplink"]["connected"] and st["radio"]["status"] == "ok"
+    healthy = (st["running"] and st["uplink"]["connected"] and not st["uplink"].get("problem")
+               and st["radio"]["status"] == "ok")
     return 0 if healthy and not st.get("faults") else 1
 
 
@@ -154,13 +217,15 @@ def add_device(cfg: C.Config, id_hex: str, kind: str, *, room: str = "", locatio
     key = key or secrets.token_hex(16)
     if not re.fullmatch(r"[0-9a-fA-F]{32}", key):
         raise C.ConfigError("--key must be 32 hex digits (128 bits)")
-    sec = E.secrets_path(cfg.path, secrets_file)
-    sec_text = E.added_key_text(sec, E.read_text(sec) if os.path.exists(sec) else None, dev.hex,
-                                key.lower())
-    cfg_text = E.added_device_text(cfg.path, E.read_text(cfg.path), dev)
-    # the key first: a key without its device is harmless, a device without its key is not
-    E.commit([(sec, sec_text, True), (cfg.path, cfg_text, False)],
-             lambda: C.load(cfg.path, sec))  # a hub that cannot start is no hub
+    with E.locked(cfg.path):  # another device add waits: its device is not dropped by ours
+        sec = E.secrets_path(cfg.path, secrets_file)
+        old_sec = E.read_text(sec) if os.path.exists(sec) else None
+        old_cfg = E.read_text(cfg.path)
+        sec_text = E.added_key_text(sec, old_sec, dev.hex, key.lower())
+        cfg_text = E.added_device_text(cfg.path, old_cfg, dev)
+        # the key first: a key without its device is harmless, a device without its key is not
+        E.commit([(sec, sec_text, True, old_sec), (cfg.path, cfg_text, False, old_cfg)],
+                 lambda: C.load(cfg.path, sec))  # a hub that cannot start is no hub
     return dev, key.lower(), sec
 
 
@@ -174,14 +239,17 @@ def remove_device(cfg: C.Config, hexid: str, *, secrets_file: str | Path | None 
     """Remove a device and its key; False if hub.toml has no such device. Raises ConfigError
     on any problem, and then both files are as they were."""
     hexid = hexid.lower()
-    cfg_text = E.removed_device_text(cfg.path, E.read_text(cfg.path), hexid)
-    if cfg_text is None:
-        return False
-    changes = [(cfg.path, cfg_text, False)]  # the device first, then its key
-    sec = E.secrets_path(cfg.path, secrets_file)
-    if os.path.exists(sec):
-        changes.append((sec, E.removed_key_text(sec, E.read_text(sec), hexid), True))
-    E.commit(changes, lambda: C.load(cfg.path, sec))
+    with E.locked(cfg.path):
+        old_cfg = E.read_text(cfg.path)
+        cfg_text = E.removed_device_text(cfg.path, old_cfg, hexid)
+        if cfg_text is None:
+            return False
+        changes = [(cfg.path, cfg_text, False, old_cfg)]  # the device first, then its key
+        sec = E.secrets_path(cfg.path, secrets_file)
+        if os.path.exists(sec):
+            old_sec = E.read_text(sec)
+            changes.append((sec, E.removed_key_text(sec, old_sec, hexid), True, old_sec))
+        E.commit(changes, lambda: C.load(cfg.path, sec))
     return True
 
 
@@ -221,13 +289,27 @@ def cmd_device_remove(args) -> int:
         if input(f"remove device {hexid} and its key? [y/N] ").strip().lower() != "y":
             print("nothing changed")
             return 1
-    remove_device(cfg, hexid, secrets_file=args.secrets)
-    print(f"removed {hexid}; restart the hub: systemctl restart carebeacon-hub")
+    if not remove_device(cfg, hexid, secrets_file=args.secrets):  # removed meanwhile
+        print(f"{cfg.path}: no device {hexid} (any more)", file=sys.stderr)
+        return 1
+    print(f"removed {hexid}; restart the hub: systemctl restart carebeacon-hub (it then"
+          " forgets the device's address and the platform's settings for it)")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (argparse took `--ke` for `--key`, and _as_root echoed its
+    value), and no usage error repeats a key (32 hex digits). Subparsers are of this class."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
+    def error(self, message: str):
+        super().error(re.sub(r"[0-9a-fA-F]{32,}", "<key, not shown>", message))
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="carebeacon-hub", description=__doc__.split("\n")[0])
+    p = _Parser(prog="carebeacon-hub", description=__doc__.split("\n")[0])
     p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="hub.toml (default %(default)s)")
     p.add_argument("--secrets", help="secrets file (default: secrets_file in hub.toml)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -266,8 +348,11 @@ def _as_root(args, argv: list[str]) -> str:
     out = [sys.executable, "-m", "hub"]
     if not any(a in ("-c", "--config") or a.startswith("--config=") for a in argv):
         out += ["-c", str(Path(args.config).absolute())]
-    for a in argv:
-        out.append("-" if out[-1] == "--key" else "--key=-" if a.startswith("--key=") else a)
+    key = getattr(args, "key", None)
+    for a in argv:  # the value argparse took as the key, however its option was spelled
+        if key and key != "-" and (a == key or a.endswith("=" + key)):
+            a = a[:len(a) - len(key)] + "-"
+        out.append(a)
     return "sudo " + shlex.join(out)
 
 

@@ -7,10 +7,16 @@ group and mode, is fsync'ed and renamed over the old one (then the directory is 
 new secrets file is owned by the hub's user (`carebeacon`, or $CAREBEACON_HUB_USER) when run as
 root, mode 0600 (docs/install-hub.md). If anything fails, a write or the check that the result
 loads, every file already replaced is put back.
+
+Edits hold a lock on hub.toml from the first read to the last write (`locked`): two at once (two
+`device add`s, the installer's provision) run one after the other. `commit` also refuses files
+that changed since the edit read them (an editor that took no lock: a text editor, an old CLI).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -18,13 +24,14 @@ import pwd
 import re
 import stat
 import sys
+import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hub import atomic_file, config as C
 
-HUB_USER_ENV = "CAREBEACON_HUB_USER"  # the unit's User=; the owner of a new secrets file
+HUB_USER_ENV = C.HUB_USER_ENV  # the unit's User=; the owner of a new secrets file
 
 
 class NotWritable(C.AccessError):
@@ -79,6 +86,47 @@ def secrets_path(cfg_path: Path, secrets_file: str | Path | None = None) -> Path
     except tomllib.TOMLDecodeError as e:
         raise C.ConfigError(f"{cfg_path}: not valid TOML: {e}") from None
     return C.secrets_path(cfg_path, None, str(setting))
+
+
+# -- one edit at a time -------------------------------------------------------------------
+LOCK_WAIT_S = 30.0  # an edit takes well under a second: longer is a stuck one (Ctrl-Z?)
+
+
+@contextlib.contextmanager
+def locked(cfg_path: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold an exclusive flock on hub.toml across a read-modify-write (released when the
+    process ends, however). hub.toml itself, not a lock file: nothing new in /etc/carebeacon,
+    no owner to get right, and whoever may edit the file may open it. An edit replaces the file
+    (rename): a lock that was waited for on the replaced one is taken again on the new one."""
+    real, deadline, said = _real(cfg_path), time.monotonic() + wait_s, False
+    while True:
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise C.ConfigError(f"{cfg_path}: file not found") from None
+        except PermissionError:
+            raise C.AccessError(f"{cfg_path}: permission denied") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise C.ConfigError(
+                            f"{cfg_path}: another command (device add or remove, the installer) "
+                            f"has been editing it for {wait_s:.0f} s: nothing was changed; run "
+                            "this again once it is done") from None
+                    if not said:
+                        print(f"{cfg_path}: waiting for another command editing it (device add "
+                              "or remove, the installer) ...", file=sys.stderr, flush=True)
+                        said = True
+                    time.sleep(0.05)
+            if os.path.samestat(os.fstat(fd), os.stat(real)):
+                yield
+                return
+        finally:
+            os.close(fd)
 
 
 # -- the text edits, checked against the parsed structure -----------------------------------
@@ -202,6 +250,9 @@ def removed_device_text(path: Path, text: str, hexid: str) -> str | None:
 
 def added_device_text(path: Path, text: str, dev: C.Device) -> str:
     old = _parse(path, text)
+    if any(isinstance(d, dict) and str(d.get("id", "")).lower() == dev.hex
+           for d in old.get("devices", [])):  # as read under the lock: added meanwhile?
+        raise C.ConfigError(f"{path}: device {dev.hex} is already configured")
     new = text.rstrip("\n") + "\n" + device_block(dev)
     block = tomllib.loads(device_block(dev))["devices"]
     expected = {**old, "devices": [*old.get("devices", []), *block]}
@@ -286,18 +337,20 @@ def replace(path: Path, data: bytes, owner: tuple[int, int, int]) -> Path:
     return atomic_file.write(_real(path), data, owner=owner, fsync=True)
 
 
-def commit(changes: list[tuple[Path, str, bool]], check: Callable[[], object]) -> None:
-    """Write each (path, text, private) in order, then run check(); on any failure put every
-    file back as it was and raise ConfigError (KeyboardInterrupt and the like are re-raised)."""
+def commit(changes: list[tuple[Path, str, bool, str | None]], check: Callable[[], object]) -> None:
+    """Write each (path, text, private, was) in order, then run check(); on any failure put every
+    file back as it was and raise ConfigError (KeyboardInterrupt and the like are re-raised).
+    `was`: the text the new one was made from (None: no file), refused if the file is no longer
+    that: writing would drop what was changed meanwhile."""
     blobs = []
-    for path, text, private in changes:
+    for path, text, private, _was in changes:
         try:
             blobs.append((path, text.encode("utf-8"), private))
         except UnicodeEncodeError as e:
             raise C.ConfigError(f"{path}: the new text is not UTF-8 ({e.reason}); "
                                 "nothing was changed") from None
     olds: list[tuple[bytes, os.stat_result] | None] = []
-    for path, _b, _p in blobs:
+    for (path, _b, _p), (_path, _t, _private, was) in zip(blobs, changes, strict=True):
         try:
             olds.append((path.read_bytes(), _real(path).stat()))
         except FileNotFoundError:
@@ -305,6 +358,9 @@ def commit(changes: list[tuple[Path, str, bool]], check: Callable[[], object]) -
         except PermissionError:
             raise C.AccessError(f"{path}: permission denied") from None
         old = olds[-1]
+        if (None if old is None else old[0]) != (None if was is None else was.encode("utf-8")):
+            raise C.ConfigError(f"{path} changed while this command ran (another device add?): "
+                                "nothing was changed; run it again")
         _check_writable(path, None if old is None else old[1])
     done: list[int] = []
     at: Path | None = blobs[0][0] if blobs else None

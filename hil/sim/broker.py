@@ -207,7 +207,7 @@ class Broker:
         other = _Ca("some other CA")
         cert, key = other.issue(self.hubs[0] if self.hubs else "rogue")
         self.rogue = TlsFiles(
-            self.ca_file, self._write("rogue.pem", cert), self._write("rogue.key", key)
+            self.ca_file, self._write("rogue.pem", cert), self._write("rogue.key", key, 0o600)
         )
         self._ca = ca
         self.acl_file = self._write("acl", acl_text(self.county, self.platforms))
@@ -253,7 +253,9 @@ class Broker:
     def issue(self, cn: str, ca: _Ca | None = None) -> TlsFiles:
         """A client certificate for `cn`, signed by this broker's CA."""
         cert, key = (ca or self._ca).issue(cn)
-        return TlsFiles(self.ca_file, self._write(f"{cn}.pem", cert), self._write(f"{cn}.key", key))
+        # the client's key as a hub keeps its own: 0600 (hub/config.py refuses others' access)
+        return TlsFiles(self.ca_file, self._write(f"{cn}.pem", cert),
+                        self._write(f"{cn}.key", key, 0o600))
 
     def tls(self, cn: str) -> TlsFiles:
         if cn not in self._files:

@@ -130,3 +130,17 @@ def test_a_new_secrets_file_without_the_hub_user_is_root_s_and_says_so(etc):
     assert r.returncode == 0, out(r)
     assert "no user 'no-such-user-here'" in out(r) and "chown" in out(r)
     assert owner(etc / "secrets.toml")[::2] == (0, 0o600)
+
+
+def test_status_the_hub_user_alone_may_read_says_to_use_sudo() -> None:
+    # The unit's UMask=0027 makes status.json carebeacon:carebeacon 0640 (the store beside it
+    # holds the household's alarm history): another user gets what to run, not a traceback.
+    with shared_directory() as d:
+        cfg = write_config(d, hub_toml(), None)
+        data = d / "data"
+        data.mkdir(mode=0o750)
+        (data / "status.json").write_text("{}")
+        os.chmod(data / "status.json", 0o640)
+        r = hubcli(cfg, "status", as_hub_user=True)  # nobody: neither the owner nor the group
+        assert r.returncode == 1 and "run this with sudo" in out(r), out(r)
+        assert "Traceback" not in out(r)

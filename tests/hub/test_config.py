@@ -50,6 +50,7 @@ SECRETS = """
 def write(tmp: Path, hub: str = GOOD, secrets: str = SECRETS, mode: int = 0o600) -> Path:
     for f in ("ca.pem", "hub.pem", "hub.key"):
         (tmp / f).write_text("x")
+    os.chmod(tmp / "hub.key", 0o600)  # the hub's TLS key: not for other users (checked)
     (tmp / "hub.toml").write_text(hub)
     s = tmp / "secrets.toml"
     s.write_text(secrets)

@@ -337,14 +337,17 @@ def parser() -> argparse.ArgumentParser:
                       "(added with 'hub device add') is taken over")
     prov.add_argument("--no-reset", action="store_true", help="do not reset the board after")
 
-    p = argparse.ArgumentParser(prog="python -m tools.installer",
+    # allow_abbrev=False here and on each subparser (not inherited): an option is spelled in
+    # full or refused, never taken for another one
+    p = argparse.ArgumentParser(prog="python -m tools.installer", allow_abbrev=False,
                                 description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def add(name, fn, helptext, parents, **kw):
-        s = sub.add_parser(name, help=helptext, description=helptext, parents=parents, **kw)
+        s = sub.add_parser(name, help=helptext, description=helptext, parents=parents,
+                           allow_abbrev=False, **kw)
         s.set_defaults(fn=fn)
         return s
 
