@@ -157,6 +157,19 @@ class Home:
         return [m for _, m in self.pub.events if type_ is None or m["type"] == type_]
 
 
+def deliver_settings(home: Home, dev: int) -> dict[int, int]:
+    """New frames until the device has heard every pending setting: what it heard (setting id
+    -> value); then a tick (the supervisor follows a heartbeat the device now has)."""
+    heard = {}
+    while home.core.devices[dev].settings:
+        home.send(dev, F.T_HEARTBEAT)
+        ack = home.last_ack(dev)
+        heard[ack.setting] = ack.value
+        home.core.ack_written(dev, ack.setting, True)
+    home.core.tick()
+    return heard
+
+
 def advert(home: Home, dev: int, seq: int, mtype: int, arg=0, age_ms=0, attempt=0) -> bytes:
     """A device's advert payload as its own codec seals it (a recording replays these bytes)."""
     return bytes(home.codec[dev].encode(bytearray(24), seq, mtype, arg, age_ms, attempt))

@@ -4,6 +4,8 @@ that ack whole, so the setting would be lost while its write "succeeded")."""
 
 from __future__ import annotations
 
+from pipeline_testing import deliver_settings
+
 from hub import contract
 from shared import frame as F
 
@@ -44,30 +46,18 @@ def settings_request(home, transaction, device, **values):
     assert home.pub.responses[-1][2] == contract.Result.HOLD
 
 
-def deliver_all(home, dev):
-    """New frames until the device has heard every pending setting."""
-    heard = {}
-    while home.core.devices[dev].settings:
-        home.send(dev, F.T_HEARTBEAT)
-        ack = home.last_ack(dev)
-        heard[ack.setting] = ack.value
-        home.core.ack_written(dev, ack.setting, True)
-    home.core.tick()  # the supervisor follows a heartbeat the device now has
-    return heard
-
-
 def test_the_platforms_heartbeat_wins_over_hub_toml_after_a_restart(home, caplog):
     """hub.toml says 60 min; the platform set 720. A restart must neither send 60 to the
     device again nor supervise it at 2 x 60 + 10 min; the log says why hub.toml's is unused."""
     settings_request(home, "hb", 0xA1B2, heartbeat_interval=720)
-    assert deliver_all(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 720}
+    assert deliver_settings(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 720}
     home.restart()
     assert "device 0000a1b2: heartbeat 720 min set by the platform wins over hub.toml's 60" \
         in caplog.text
     assert home.core.devices[0xA1B2].settings == {F.S_HEARTBEAT_MIN: 720}
     assert home.core.devices[0xC3D4].settings == {F.S_HEARTBEAT_MIN: 30}  # hub.toml's
     assert home.core.home.supervisor.window_ms(0xA1B2) == (2 * 720 + 10) * MIN
-    assert deliver_all(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 720}
+    assert deliver_settings(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 720}
     home.restart()  # again: the stored value stays
     assert home.core.home.supervisor.window_ms(0xA1B2) == (2 * 720 + 10) * MIN
 
@@ -80,7 +70,7 @@ def test_the_platforms_device_settings_are_sent_again_after_a_restart(home):
     home.restart()
     assert home.core.devices[0xA1B2].settings == {
         F.S_HEARTBEAT_MIN: 60, F.S_SUMMARY_MIN: 10, F.S_QUIET_START_MIN: 1380}
-    assert deliver_all(home, 0xC3D4) == {
+    assert deliver_settings(home, 0xC3D4) == {
         F.S_HEARTBEAT_MIN: 30, F.S_SUMMARY_MIN: 10, F.S_CANCEL_S: 25, F.S_QUIET_START_MIN: 1380}
 
 
@@ -92,7 +82,7 @@ def test_a_shorter_heartbeat_pending_at_a_restart_keeps_the_longer_window(home):
     sup = home.core.home.supervisor
     assert home.core.devices[0xA1B2].settings == {F.S_HEARTBEAT_MIN: 15}
     assert sup.window_ms(0xA1B2) == (2 * 60 + 10) * MIN
-    assert deliver_all(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 15}
+    assert deliver_settings(home, 0xA1B2) == {F.S_HEARTBEAT_MIN: 15}
     assert sup.window_ms(0xA1B2) == (2 * 15 + 10) * MIN
     home.restart()
     assert home.core.home.supervisor.window_ms(0xA1B2) == (2 * 15 + 10) * MIN

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pipeline_testing import Home
+from pipeline_testing import Home, deliver_settings
 
 from hub import contract
 from hub.contract import ContractError, Result
@@ -33,18 +33,6 @@ def ask(home: Home, schemas, settings: dict, device: int | None = None, tx="t") 
         hub="hub-a", county="test-county", kind=kind, transaction=transaction, result=result,
         text=text, data=data))
     return result, text, data
-
-
-def deliver(home: Home, dev: int) -> dict[int, int]:
-    """New frames until the device has heard every pending setting: what it heard."""
-    heard = {}
-    while home.core.devices[dev].settings:
-        home.send(dev, F.T_HEARTBEAT)
-        ack = home.last_ack(dev)
-        heard[ack.setting] = ack.value
-        home.core.ack_written(dev, ack.setting, True)
-    home.core.tick()
-    return heard
 
 
 def window_min(home: Home, dev: int) -> int:
@@ -74,7 +62,7 @@ def test_a_cleared_heartbeat_is_hub_tomls_again_supervised_once_the_device_has_i
     it has it, it still reports every 720 min, so it is supervised at 720 (no false
     supervision_missing); after a restart nothing of the platform's value is left."""
     assert ask(home, schemas, {"heartbeat_interval": 720}, BUTTON)[0] == Result.HOLD
-    assert deliver(home, BUTTON) == {F.S_HEARTBEAT_MIN: 720}
+    assert deliver_settings(home, BUTTON) == {F.S_HEARTBEAT_MIN: 720}
     assert window_min(home, BUTTON) == 2 * 720 + 10
     result, _, data = ask(home, schemas, {"heartbeat_interval": None}, BUTTON)
     assert result == Result.HOLD and data == {"devices": ["0000a1b2"]}
@@ -83,7 +71,7 @@ def test_a_cleared_heartbeat_is_hub_tomls_again_supervised_once_the_device_has_i
     home.restart()  # before it heard it: the longer window is kept, 60 is sent again
     assert home.core.devices[BUTTON].settings == {F.S_HEARTBEAT_MIN: 60}
     assert window_min(home, BUTTON) == 2 * 720 + 10
-    assert deliver(home, BUTTON) == {F.S_HEARTBEAT_MIN: 60}
+    assert deliver_settings(home, BUTTON) == {F.S_HEARTBEAT_MIN: 60}
     assert window_min(home, BUTTON) == 2 * 60 + 10
     caplog.clear()
     home.restart()
@@ -97,7 +85,7 @@ def test_a_cleared_shorter_heartbeat_gives_the_longer_window_at_once(home, schem
     """The PIR's 30 min (hub.toml) shortened to 10 by the platform, then cleared: 30 is
     supervised at once (a longer interval never makes a device look offline)."""
     ask(home, schemas, {"heartbeat_interval": 10}, PIR)
-    deliver(home, PIR)
+    deliver_settings(home, PIR)
     assert window_min(home, PIR) == 2 * 10 + 10
     ask(home, schemas, {"heartbeat_interval": None})  # the whole home
     assert window_min(home, PIR) == 2 * 30 + 10
@@ -109,15 +97,15 @@ def test_a_cleared_device_setting_sends_the_default_until_the_device_has_it(home
     """A device keeps a value it was sent (NVS): clearing quiet_start must send it the
     default, also when the hub restarts before the device's next contact, and only until
     the device has it."""
-    deliver(home, PIR)
+    deliver_settings(home, PIR)
     ask(home, schemas, {"quiet_start": 1380, "activity_interval": 10}, PIR)
-    assert deliver(home, PIR) == {F.S_QUIET_START_MIN: 1380, F.S_SUMMARY_MIN: 10}
+    assert deliver_settings(home, PIR) == {F.S_QUIET_START_MIN: 1380, F.S_SUMMARY_MIN: 10}
     ask(home, schemas, {"quiet_start": None}, PIR)
     assert home.core.devices[PIR].settings == {F.S_QUIET_START_MIN: 1320}
     home.restart()
     assert home.core.devices[PIR].settings == {
         F.S_HEARTBEAT_MIN: 30, F.S_SUMMARY_MIN: 10, F.S_QUIET_START_MIN: 1320}
-    assert deliver(home, PIR)[F.S_QUIET_START_MIN] == DEVICE_DEFAULTS[F.S_QUIET_START_MIN]
+    assert deliver_settings(home, PIR)[F.S_QUIET_START_MIN] == DEVICE_DEFAULTS[F.S_QUIET_START_MIN]
     assert stored(home) == {"0000c3d4": {"settings": {"2": 10}}}  # the default is delivered
     home.restart()
     assert home.core.devices[PIR].settings == {F.S_HEARTBEAT_MIN: 30, F.S_SUMMARY_MIN: 10}
@@ -128,13 +116,13 @@ def test_a_value_set_again_before_the_default_was_heard_wins(home, schemas):
     ask(home, schemas, {"fall_cancel_window": None}, BUTTON)
     ask(home, schemas, {"fall_cancel_window": 12}, BUTTON)
     home.restart()
-    assert deliver(home, BUTTON) == {F.S_HEARTBEAT_MIN: 60, F.S_CANCEL_S: 12}
+    assert deliver_settings(home, BUTTON) == {F.S_HEARTBEAT_MIN: 60, F.S_CANCEL_S: 12}
     assert stored(home) == {"0000a1b2": {"settings": {"3": 12}}}
 
 
 def test_null_for_a_value_the_platform_never_set_changes_nothing(home, schemas):
     """Not even the device's own value (a provisioned one the hub does not know)."""
-    deliver(home, PIR)
+    deliver_settings(home, PIR)
     before = home.store.get_state("device_settings")
     result, _, _ = ask(home, schemas, {"activity_interval": None, "quiet_end": None}, PIR)
     assert result == Result.HOLD  # a repeated request gets the same answer

@@ -25,15 +25,21 @@ pytestmark = pytest.mark.timeout(120)
 CLOSES = 40
 
 
-def close_on_the_loop(broker) -> float:
-    """Connect, then close from a callback on the uplink's own event loop; returns the close's
-    duration."""
+def connected_on_a_loop_of_its_own(broker) -> tuple[Uplink, asyncio.AbstractEventLoop,
+                                                    threading.Thread]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     uplink = Uplink(config(broker), loop=loop)
     uplink.start()
     wait_until(lambda: uplink.connected, what="connect")
+    return uplink, loop, thread
+
+
+def close_on_the_loop(broker) -> float:
+    """Connect, then close from a callback on the uplink's own event loop; returns the close's
+    duration."""
+    uplink, loop, thread = connected_on_a_loop_of_its_own(broker)
     took: list[float] = []
 
     def close() -> None:
@@ -50,12 +56,7 @@ def close_on_the_loop(broker) -> float:
 
 
 def close_after_the_loop_stopped(broker) -> float:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    uplink = Uplink(config(broker), loop=loop)
-    uplink.start()
-    wait_until(lambda: uplink.connected, what="connect")
+    uplink, loop, thread = connected_on_a_loop_of_its_own(broker)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
     t0 = time.monotonic()
