@@ -92,11 +92,12 @@ class DeviceSettings:
             before = self.supervised_min(d)
             mine, back = platform.setdefault(d, {}), clearing.setdefault(d, {})
             for sid, v in values.items():
-                back.pop(sid, None)
                 if v is not None:
+                    back.pop(sid, None)
                     mine[sid] = v
                 elif mine.pop(sid, None) is not None and sid in DEVICE_DEFAULTS:
                     back[sid] = DEVICE_DEFAULTS[sid]  # a value never set needs no undoing
+                # (a clear repeated, its default not sent yet: `back` keeps it to send)
             after = mine.get(F.S_HEARTBEAT_MIN, self.cfg.devices[d].heartbeat_min)
             if after < before:
                 was[d] = before

@@ -180,9 +180,8 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             return "refused"
         window = self.windows[dev_id]
         verdict = window.check(f.seq)
-        if verdict == R_TOO_OLD:
-            self._too_old(dev_id, f, window.top, now)
-            return "too_old"
+        if verdict == R_TOO_OLD:  # a stored frame's retransmission is still a duplicate
+            return self._too_old(dev_id, f, window.top, address, rssi, now)
         # Only a new frame moves where the hub writes its acknowledgements; a duplicate is
         # a retransmission, a replayed recording or a reused number (_duplicate).
         if verdict == R_DUPLICATE:

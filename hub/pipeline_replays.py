@@ -180,12 +180,22 @@ class ReplayChecks:
         rt.reported[key] = now
         return rt.unreported.pop(key, 0)
 
-    def _too_old(self, dev_id: int, f: F.Frame, top: int, now: int) -> None:
-        """A frame below the replay window: refused, and reported as fault 204, per device
-        and class (alarm / routine) at most once every REPLAY_FAULT_EVERY_MS; the rest are
-        counted and the count goes into the next report. A replay of recorded adverts is
-        thus one event an hour, not one per advert, while a genuine alarm retried from
-        below the window (the device tries for ever) is reported again each hour it lasts."""
+    def _too_old(
+        self, dev_id: int, f: F.Frame, top: int, address: str, rssi: int | None, now: int
+    ) -> str:
+        """A frame below the replay window. The retransmission of a frame the store holds
+        (same type and arg) is a duplicate like any other (_duplicate): an alarm the device
+        retries until it hears DELIVERED or HELP, while its later frames moved the window on
+        (each fresh start skips numbers: firmware/apps/core.py FRESH_SKIP), must still hear
+        them. Any other is refused, and reported as fault 204, per device and class (alarm /
+        routine) at most once every REPLAY_FAULT_EVERY_MS; the rest are counted and the count
+        goes into the next report. A replay of recorded adverts is thus one event an hour, not
+        one per advert, while a genuine alarm retried from below the window with no record
+        (the device tries for ever) is reported again each hour it lasts."""
+        stored = self.store.get(self.store.ref_for(dev_id, f.seq))
+        if stored is not None and (stored.mtype, stored.arg) == (f.mtype, f.arg):
+            self.counters["too_old_stored"] += 1
+            return self._duplicate(dev_id, f, address, rssi, now)
         rt = self.devices[dev_id]
         self.counters["too_old"] += 1
         rt.too_old += 1
@@ -193,7 +203,7 @@ class ReplayChecks:
         more = self._report(REPLAY_TOO_OLD, rt, alarm, now)
         if more is None:
             self.counters["too_old_unreported"] += 1
-            return
+            return "too_old"
         self.hub_fault(
             REPLAY_TOO_OLD,
             f"device {dev_id:08x} sent {'an alarm' if alarm else 'a frame'} (type {f.mtype},"
@@ -201,3 +211,4 @@ class ReplayChecks:
             f" retry, refused" + (f"; {more} more since the last report" if more else ""),
             device=dev_id,
         )
+        return "too_old"

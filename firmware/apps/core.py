@@ -17,8 +17,9 @@ number taken and every wake until NVS takes it. A snapshot whose limit is
 above NVS's is therefore kept, never rolled back. A fresh start (power-on, or a
 reset that lost the snapshot) cannot know how far past NVS's limit a failing
 NVS let numbering run, so it starts FRESH_SKIP above it: numbers come back only
-if more than that many were taken while NVS refused every write, then power went
-(the FAULT said so long before).
+if more than that many were taken while NVS refused every write, then power went,
+or if NVS refused writes across two fresh starts (both start from its one limit);
+FAULT storage said so.
 
 Each attempt re-encodes the frame (attempt and age change, so does the tag:
 BlueZ drops identical adverts) and advertises it, connectable, for
@@ -58,11 +59,13 @@ _ADV_FAST_US = const(20000)  # 20 ms: the fastest connectable advertising interv
 _ADV_SLOW_US = const(100000)  # routine frames: 100 ms, a fifth of the radio energy
 _CONN_MAX_MS = const(4000)  # a hub that stays connected longer is cut off: we must advertise
 _NVS_SEQ = "seq_end"
-# Numbers skipped at a fresh start (check_seq): 16 blocks of 32, a quarter of the hub's
-# 2048-frame replay window (shared/replay.py), so an alarm re-sent after power-on under
-# its old number still lands inside the window behind ~1500 later frames. A repeat then
-# needs NVS refusing writes for 480+ frames (a PIR: ~1.5 days of FAULT storage).
-FRESH_SKIP = const(512)
+# Numbers skipped at a fresh start (check_seq): 8 blocks of 32. Every fresh start moves
+# numbering on by it (plus the block it commits), an eighth of the hub's 2048-frame replay
+# window (shared/replay.py): an alarm pending across fresh starts falls below the window
+# after 7 of them if the hub heard later frames (the hub still answers one it has stored,
+# hub/pipeline_replays.py). A repeat needs NVS refusing writes for 224+ frames (a PIR
+# reporting every 5 min: most of a day of FAULT storage; a button: 9 days of heartbeats).
+FRESH_SKIP = const(256)
 
 
 class Core:

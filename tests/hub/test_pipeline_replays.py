@@ -27,9 +27,10 @@ def events(home: Home, type_: str) -> dict[str, dict]:
 def test_a_flood_of_replays_below_the_window_is_one_fault_an_hour(home):
     """demo8: 500 replays of two recorded adverts stored and published 500 fault events."""
     acks = addressed(home)
-    old = [advert(home, BUTTON, s, F.T_HEARTBEAT) for s in (1, 2)]  # recorded early
+    # recorded early, never heard by the hub (one it stores is a duplicate, below)
+    old = [advert(home, BUTTON, s, F.T_HEARTBEAT) for s in (1, 2)]
     old_sos = advert(home, BUTTON, 3, F.T_SOS)
-    for s in range(1, 2100):  # the device's life goes on: 1..3 are now below its window
+    for s in range(4, 2100):  # the device's life goes on: 1..3 are now below its window
         assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, s, F.T_HEARTBEAT), -60)
     n_events = home.store.stats()["events"]
     n_acks = len(acks)
@@ -54,6 +55,28 @@ def test_a_flood_of_replays_below_the_window_is_one_fault_an_hour(home):
     assert home.core.on_frame(EVIL, old[0], -40) == "too_old"
     faults = list(events(home, "fault").values())
     assert len(faults) == 3 and "499 more since the last report" in faults[2]["fault"]["text"]
+
+
+def test_a_stored_alarm_retried_from_below_the_window_hears_its_status(home):
+    """Each fresh start of a device skips numbers (firmware/apps/core.py FRESH_SKIP): after a
+    few, an SOS it still retries for its DELIVERED or HELP is below the window its later
+    frames moved on. Refused as too old, the elder never learned help was called."""
+    acks = addressed(home)
+    sos = advert(home, BUTTON, 1, F.T_SOS)
+    assert home.core.on_frame(DEV_ADDR, sos, -60) == "stored"
+    home.core.on_delivered(home.store.ref_for(BUTTON, 1))
+    for s in range(2, 2200, 97):  # four power-ons' heartbeats, then more
+        assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, s, F.T_HEARTBEAT), -60)
+    assert home.core.windows[BUTTON].top > 2049
+    home.clock.advance(MIN)
+    retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=0, attempt=9)  # age restarted at power-on
+    assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
+    assert acks[-1] == (BUTTON, DEV_ADDR, 1, F.ACK_DELIVERED)
+    assert not events(home, "fault") and home.core.counters["too_old_stored"] == 1
+    # another frame under that number, or one never stored, is still refused and reported
+    assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 1, F.T_TEST), -60) == "too_old"
+    assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 3, F.T_SOS), -60) == "too_old"
+    assert [f["fault"]["name"] for f in events(home, "fault").values()] == ["replay_too_old"]
 
 
 def test_a_replayed_duplicate_is_acknowledged_where_it_came_from_but_moves_nothing(home):

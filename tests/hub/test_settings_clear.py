@@ -111,6 +111,20 @@ def test_a_cleared_device_setting_sends_the_default_until_the_device_has_it(home
     assert home.core.devices[PIR].settings == {F.S_HEARTBEAT_MIN: 30, F.S_SUMMARY_MIN: 10}
 
 
+def test_a_clear_repeated_before_the_devices_next_contact_still_sends_the_default(
+        home, schemas):
+    """The platform retries a request whose response it lost (or the broker delivers it
+    twice): the second clear found nothing of the platform's and dropped the default still to
+    send, so the device kept the platform's old value for ever."""
+    ask(home, schemas, {"quiet_start": 600}, BUTTON)
+    assert deliver_settings(home, BUTTON)[F.S_QUIET_START_MIN] == 600
+    for _ in range(2):
+        assert ask(home, schemas, {"quiet_start": None}, BUTTON, tx="c")[0] == Result.HOLD
+    assert home.core.devices[BUTTON].settings == {F.S_QUIET_START_MIN: 1320}
+    home.restart()
+    assert deliver_settings(home, BUTTON)[F.S_QUIET_START_MIN] == 1320
+
+
 def test_a_value_set_again_before_the_default_was_heard_wins(home, schemas):
     ask(home, schemas, {"fall_cancel_window": 25}, BUTTON)
     ask(home, schemas, {"fall_cancel_window": None}, BUTTON)
