@@ -61,7 +61,11 @@ def forget_gone(cfg, store, settings_ids: set[int]) -> set[int]:
 
 
 def record(cfg, store) -> None:
-    """The registrations of this start, once their predecessors' state is forgotten."""
+    """The registrations of this start, once their predecessors' state is forgotten. Not
+    while the store's state is unknown (its file would not open at start): this start could
+    forget nothing, and its record, written once the file opens, would hide the file's."""
+    if store.state_unknown:
+        return
     now = _now(cfg)
     if now != _recorded(store):
         store.put_state(STATE, json.dumps({f"{d:08x}": f for d, f in sorted(now.items())})

@@ -108,3 +108,25 @@ def test_a_hub_that_kept_state_before_registrations_forgets_unconfigured_devices
     assert set(json.loads(home.store.get_state("device_settings"))) == {"0000a1b2", "0000c3d4"}
     assert home.core.devices[PIR].address  # kept
     assert home.core.device_settings.in_force(PIR)[F.S_HEARTBEAT_MIN] == 720
+
+
+def test_a_start_that_cannot_read_the_store_records_no_registrations(home, tmp_path):
+    """A start whose store file would not open knows nothing of the registrations before it.
+    Recording this start's (in memory, written once the file opens) hid a device re-keyed
+    meanwhile: its old address and settings stayed for good."""
+    known_to_the_hub(home, tmp_path)
+    hubcli(tmp_path, "device", "remove", "0000c3d4", "--yes")
+    hubcli(tmp_path, "device", "add", "0000c3d4", "--kind", "pir")  # another board, new key
+    home.store.close()
+    db = home.cfg.data_dir / "hub.db"
+    aside = db.with_name("aside.db")
+    db.rename(aside)
+    db.symlink_to(db.name)  # hub.db -> hub.db: ELOOP, the file will not open
+    home.cfg = C.load(tmp_path / "hub.toml")
+    home.open()
+    assert not home.store.file_open and home.store.state_unknown
+    db.unlink()
+    aside.rename(db)
+    assert home.store.flush_overflow() and home.store.file_open  # what memory held is written
+    restart(home, tmp_path)
+    assert_clean(home)
