@@ -35,6 +35,12 @@ log = logging.getLogger("carebeacon.uplink")
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason code
 BRIEF_S = 5.0  # before either backs off, the other client retries ~1 s after each drop
+# Without the broker's reason it may also be a broker that keeps dropping the hub (restarts,
+# a load balancer draining, an oversized packet): the broker's own log tells which.
+OR_DROPPED = (
+    " (Or a broker that keeps dropping this hub: its log says 'already connected' for a"
+    " takeover.)"
+)
 SUSPECT_AFTER = 3  # brief losses after a row's first
 
 
@@ -110,15 +116,17 @@ class Takeover:
             self.since = time.time()
             log.error(
                 "another client is using this hub's identity (client id %s, its certificate):"
-                " %s. A cloned SD card or a copied key? This hub now backs off (retries up to"
+                " %s. A cloned SD card or a copied key?%s This hub now backs off (retries up to"
                 " %g s apart); while this lasts it is connected only part of the time",
                 self.config.hub_id,
                 how,
+                "" if said else OR_DROPPED,
                 self.config.reconnect_max_delay,
             )
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
         self.text = (
             f"another client uses this hub's identity ({self.config.hub_id}): its session was"
             f" taken over {self.count} time(s) since {started}"
+            + ("" if said else " (by the look of it: or the broker keeps dropping it)")
         )
         return True
