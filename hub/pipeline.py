@@ -56,6 +56,7 @@ from hub.pipeline_outbox import Outbox
 from hub.pipeline_replays import ORIGINS_KEPT, ReplayChecks
 from hub.pipeline_unknown import UnknownDevices
 from hub.store import Record, Store
+from hub.unpaired import Unpaired
 from shared import frame as F
 from shared.replay import R_DUPLICATE, R_TOO_OLD, ReplayWindow
 
@@ -121,8 +122,9 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
             self.windows[d] = ReplayWindow.from_bytes(blob) if blob else ReplayWindow()
         self.devices = {d: DeviceRuntime() for d in cfg.devices}
         # a device removed or added again with another key starts clean (its replay window
-        # is kept: hub/registrations.py)
+        # is kept: hub/registrations.py); one removed is announced unpaired (hub/unpaired.py)
         gone = registrations.forget_gone(cfg, store, stored_devices(store))
+        self.unpaired = Unpaired(cfg, store, gone, publisher)  # before settings and record go
         for d in cfg.devices:
             self._load_address(d)
         # hub.toml's heartbeat, the platform's stored settings over it: each device learns

@@ -11,6 +11,9 @@ A removal reaches the hub as it always did: `device remove` edits hub.toml and t
 and the running hub serves the device until it is restarted. The CLI never writes the store:
 the running hub is its only writer (hub/store.py), and keeps these values in memory.
 
+A device removed (not one re-keyed: that is configured still) is also announced unpaired to
+the platform, its retained availability cleared (`removed`, hub/unpaired.py).
+
 Kept on purpose: the device's replay window (`replay:<id>`): a board erased and set up again
 numbers its frames from 1, which the hub must take for replays, and the installer reads the
 window to refuse an id the hub has heard (docs/installer.md); its row in the devices table and
@@ -60,6 +63,14 @@ def forget_gone(cfg, store, settings_ids: set[int]) -> set[int]:
     return gone
 
 
+def removed(cfg, store, gone: set[int], settings_ids: set[int]) -> set[int]:
+    """Of forget_gone's `gone`, before record(): the devices removed from hub.toml since the
+    last start, those it had registered (recorded, or with stored settings: a hub before the
+    record). Not one only in the devices table: that one is gone at every start."""
+    known = set(_recorded(store, quiet=True)) | settings_ids  # (forget_gone said if damaged)
+    return {d for d in gone if d not in cfg.devices and d in known}
+
+
 def record(cfg, store) -> None:
     """The registrations of this start, once their predecessors' state is forgotten. Not
     while the store's state is unknown (its file would not open at start): this start could
@@ -76,11 +87,12 @@ def _now(cfg) -> dict[int, str]:
     return {d: fingerprint(cfg.keys[d]) for d in cfg.devices}
 
 
-def _recorded(store) -> dict[int, str]:
+def _recorded(store, quiet: bool = False) -> dict[int, str]:
     blob = store.get_state(STATE)
     try:
         doc = json.loads(blob) if blob else {}
         return {int(h, 16): f for h, f in doc.items() if isinstance(f, str)}
     except (ValueError, AttributeError):  # damaged: as if none were recorded
-        log.error("stored registrations are unusable: taking hub.toml's as the ones before")
+        if not quiet:
+            log.error("stored registrations are unusable: taking hub.toml's as the ones before")
         return {}

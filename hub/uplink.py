@@ -39,7 +39,8 @@ Outages are logged once, not per retry (hub/uplink_outage.py), retried by the lo
 (the minimum delay, doubling up to the maximum: uplink_loop.py). Unusable TLS files are an
 outage (the context is built before each attempt: uplink_tls.py); another client with this
 hub's identity is not (uplink_takeover.py). `problem`: why it is down (or knocked off), for the
-status. Also: paho's settings (uplink_paho.py), PUBACKs and reason codes (uplink_pubacks.py),
+status. `blocked` (a connection hub.toml forbids, hub/config_platform.py): no attempt ever.
+Also: paho's settings (uplink_paho.py), PUBACKs and reason codes (uplink_pubacks.py),
 requests and responses (uplink_requests.py), the caller's callbacks (uplink_callbacks.py).
 
 Order: on one connection paho sends in call order; `max_inflight` (set before connect) bounds
@@ -108,8 +109,12 @@ class Uplink(Retained):
         on_disconnected: Callable[[str], Any] | None = None,
         on_request: Callable[[contract.Request], Any] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        blocked: str | None = None,
     ):
         self.config = c = config
+        # why it must not connect at all (hub.toml's, hub/config_platform.py): start() does
+        # nothing, so there is no client: publishing returns False, close() has nothing to do
+        self.blocked = blocked
         check_config(c)  # ValueError: an unknown protocol, TLS without a broker name
         self.event_topic = contract.event_topic(c.county, c.hub_id)
         self.state_topic = contract.state_topic(c.county, c.hub_id)
@@ -127,9 +132,8 @@ class Uplink(Retained):
         self._driver: Driver | None = None  # runs self._client on the loop
         self._answered = False  # the current connection (attempt) got a CONNACK
         self._lock = threading.Lock()  # mid tables and stats; never held while calling paho
-        Retained.__init__(self)  # state and availability, and their lock
+        Retained.__init__(self)  # state, availability, unpairings, their lock; not connected
         self._unacked = Unacked()
-        self._connected = False
         self._client: mqtt.Client | None = None
         self._outage = Outage(c)  # the loop's thread only
         self._takeover = Takeover(c, on_over=self._stable)  # the loop's thread only
@@ -144,6 +148,8 @@ class Uplink(Retained):
     # ----- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start connecting in the background; retries forever (broker down at start is fine)."""
+        if self.blocked:
+            return
         if self._loop is None:
             self._own_loop = LoopThread()
             self._loop = self._own_loop.loop
@@ -220,6 +226,8 @@ class Uplink(Retained):
     @property
     def problem(self) -> str | None:
         """Why the uplink is not connected, or is knocked off (a takeover); None: all well."""
+        if self.blocked:
+            return self.blocked
         return self._takeover.text or (None if self._connected else self._outage.reason)
 
     # ----- publishing -----------------------------------------------------------------------------
@@ -377,6 +385,7 @@ class Uplink(Retained):
         if rejection is None:
             if what == "event":
                 self._callbacks.dispatch("delivered", ref)
+            self._retained_acked(what, ref)  # an unpairing confirmed (hub/uplink_retained.py)
             return
         if what == "event" and self._callbacks.has("rejected"):
             # the caller reports refused events (the hub: once per reason code while it lasts)

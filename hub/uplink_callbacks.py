@@ -31,7 +31,11 @@ class Callbacks:
         return self._cb.get(name) is not None
 
     def dispatch(self, name: str, *args: Any) -> None:
-        fn, loop = self._cb.get(name), self.loop
+        self.call(self._cb.get(name), *args)
+
+    def call(self, fn: Callable | None, *args: Any) -> None:
+        """Run fn(*args) as a named callback is run: e.g. one a caller handed with a call."""
+        loop = self.loop
         if fn is None or loop is None:
             return
         try:
@@ -40,7 +44,7 @@ class Callbacks:
             else:
                 loop.call_soon_threadsafe(self._run, fn, args)
         except RuntimeError:  # the event loop is closed: the hub is going away
-            log.debug("dropped %s callback: event loop closed", name)
+            log.debug("dropped %s callback: event loop closed", getattr(fn, "__name__", fn))
 
     @staticmethod
     def _run(fn: Callable, args: tuple) -> None:

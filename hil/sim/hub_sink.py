@@ -141,6 +141,13 @@ class _Uplink:
         if self.connected:
             self.hub.platform.availability[contract.device_hex(device_id)] = online
 
+    def forget_device(self, device_id: int, confirmed=None) -> None:
+        """Unpaired (hub/unpaired.py): the platform no longer lists it; confirmed at once."""
+        if self.connected:
+            self.hub.platform.availability.pop(contract.device_hex(device_id), None)
+            if confirmed is not None:
+                confirmed(device_id)
+
     def publish_state(self, radio: str, radio_detail: str | None = None) -> None:
         if self.connected:
             self.hub.platform.states.append({"online": True, "radio": radio})

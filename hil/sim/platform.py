@@ -5,6 +5,7 @@ the end-to-end tests and the bench watch.
     p.events[ref], p.arrived[ref]        # first copy of each event, monotonic arrival time
     p.duplicates                         # copies beyond the first (deduplicate on ref)
     p.availability["0000a1b2"]           # True / False, from the retained availability
+    p.unpaired                           # device ids whose availability was cleared
     p.wait_event(ref); p.wait_state(pred); p.of_type("fault")
     p.request("ack", {"ref": ref, "operator": "op-1"}, hub="hub-demo")   # -> its transaction
     p.request_and_wait("ack", {"transaction": "t-1", "ref": ref}, hub="hub-a")  # -> the answer
@@ -52,6 +53,7 @@ class Platform:
         self.arrived: dict[str, float] = {}  # ref -> monotonic time of its first copy
         self.arrivals: list[str] = []  # every copy's ref, in arrival order
         self.availability: dict[str, bool] = {}
+        self.unpaired: list[str] = []  # an empty availability: the device was unpaired
         self.states: list[dict] = []
         self.responses: list[tuple[str, dict]] = []  # (kind from the topic, message)
         self.bad: list[tuple[str, bytes]] = []  # payloads that were not JSON
@@ -84,13 +86,18 @@ class Platform:
 
     def _msg(self, c, userdata, m) -> None:
         now = time.monotonic()
+        parts = m.topic.split("/")
+        if not m.payload and parts[4] == "device" and len(parts) > 6:  # unpaired: forget it
+            with self.lock:
+                self.availability.pop(parts[5], None)
+                self.unpaired.append(parts[5])
+            return
         try:
             msg = json.loads(m.payload)
         except ValueError:
             with self.lock:
                 self.bad.append((m.topic, m.payload))
             return
-        parts = m.topic.split("/")
         first = False
         with self.lock:
             if parts[4] == "event":

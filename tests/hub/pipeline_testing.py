@@ -65,6 +65,7 @@ class Recorder:
         self.connected = True
         self.events: list[tuple[str, dict]] = []
         self.availability: list[tuple[int, bool]] = []
+        self.unpaired: dict[int, object] = {}  # device id -> its `confirmed` (the PUBACK's)
         self.states: list[str] = []
         self.responses: list[tuple] = []
 
@@ -76,6 +77,9 @@ class Recorder:
 
     def publish_availability(self, device_id, online, last_seen=None):
         self.availability.append((device_id, online))
+
+    def forget_device(self, device_id, confirmed=None):
+        self.unpaired[device_id] = confirmed
 
     def publish_state(self, radio, detail=None):
         self.states.append(radio)

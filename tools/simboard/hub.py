@@ -70,6 +70,10 @@ class Platform:
     def publish_availability(self, device_id, online, last_seen=None):
         pass
 
+    def forget_device(self, device_id, confirmed=None):
+        if confirmed is not None:  # this broker confirms at once
+            self.hub.later(self.puback_ms, lambda: confirmed(device_id))
+
     def publish_state(self, radio, detail=None):
         pass
 
