@@ -38,18 +38,24 @@ def _load(args) -> C.Config:
 
 
 def cmd_run(args) -> int:
-    from hub.daemon import Daemon
+    from hub.daemon import BLOCKED_UNTIL, Daemon
 
-    cfg = C.load(args.config, args.secrets, tls_files_fatal=False)
+    # not strict: a TLS file or a connection hub.toml forbids is the uplink's problem (status,
+    # log); the hub runs, stores and acknowledges alarms (a refusal restart-loops under systemd)
+    cfg = C.load(args.config, args.secrets, strict=False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = cfg.platform
+    log = logging.getLogger("carebeacon.config")
+    if p.blocked:
+        log.error("%s; the hub runs, stores and acknowledges alarms, but %s", p.blocked,
+                  BLOCKED_UNTIL)
     for problem in p.file_problems:
-        logging.getLogger("carebeacon.config").error(
+        log.error(
             "%s; the hub runs, stores and acknowledges alarms, and sends them once it is fixed",
             problem)
-    if not p.tls:  # mqtt:// (this machine only, hub/config.py) or unix://: tests, the simulator
-        logging.getLogger("carebeacon.config").warning(
+    if not p.tls and not p.blocked:  # mqtt:// (this machine only) or unix://: tests, simulator
+        log.warning(
             "platform %s: NO TLS: alarms go unencrypted and unauthenticated to whatever broker "
             "answers there; a home needs mqtts:// (docs/install-hub.md)",
             f"unix:{p.unix_socket}" if p.unix_socket else f"mqtt://{p.host}:{p.port}")
@@ -164,7 +170,9 @@ def render(st: dict) -> str:
 
 
 def cmd_status(args) -> int:
-    cfg = _load(args)
+    # as `hub run` loads it: a hub running with its uplink blocked (or TLS files it cannot use)
+    # shows that in its status, which must be readable (status.json's uplink.problem)
+    cfg = C.load(args.config, args.secrets, strict=False)
     path = cfg.data_dir / "status.json"
     try:
         st = json.loads(path.read_text())

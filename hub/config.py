@@ -3,8 +3,9 @@
 `hub.toml` holds identity, the platform connection, the radio, inactivity
 settings and the devices; `secrets.toml` (mode 0600, checked) holds only the
 device keys. The hub's TLS private key must not be readable by other users either
-(checked: 0600, or 0640 with the hub's group), and the TLS files need an mqtts:// URL.
-Every invalid value is refused at start with the file, the key and what is wrong, e.g.
+(checked: 0600, or 0640 with the hub's group), and the TLS files need an mqtts:// URL
+(`[platform]`: hub/config_platform.py). Every invalid value is refused at start with the
+file, the key and what is wrong, e.g.
 
     /etc/carebeacon/hub.toml: devices[2].kind: 'buton' is not one of button, pir, bracelet
 
@@ -13,22 +14,22 @@ Keys never appear in errors, logs or `repr()`.
 
 from __future__ import annotations
 
-import grp
-import ipaddress
 import os
-import pwd
 import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from hub import contract
+from hub.config_platform import (  # noqa: F401  (HUB_USER_ENV, Platform: re-exported)
+    HUB_USER_ENV,
+    Platform,
+    platform as _platform,
+)
 from shared import frame as F
 
 KINDS = ("button", "pir", "bracelet")
-HUB_USER_ENV = "CAREBEACON_HUB_USER"  # the unit's User= when not carebeacon (root's commands)
 # The MQTT contract's lengths of device.room and device.location (docs/mqtt/schemas/event.json):
 # every event of a device, and the hub's own events about it, carry both.
 ROOM_MAX, LOCATION_MAX = 64, 200
@@ -65,22 +66,6 @@ class Device:
     @property
     def hex(self) -> str:
         return f"{self.id:08x}"
-
-
-@dataclass(frozen=True)
-class Platform:
-    host: str
-    port: int
-    unix_socket: str | None
-    tls: bool
-    ca_file: str | None
-    cert_file: str | None
-    key_file: str | None
-    keepalive_s: int
-    session_expiry_s: int
-    # what is wrong with the TLS files, when loaded for `hub run` (load's tls_files_fatal): the
-    # hub runs, stores and acknowledges alarms, and the uplink retries them (hub/uplink_tls.py)
-    file_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,101 +148,6 @@ def _load_toml(path: Path) -> dict:
         raise AccessError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-
-
-def _hub_group() -> int | None:
-    try:
-        return pwd.getpwnam(os.environ.get(HUB_USER_ENV) or "carebeacon").pw_gid
-    except KeyError:
-        return None
-
-
-def _group_name(gid: int | None) -> str:
-    try:
-        return "carebeacon" if gid is None else grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def _key_file_problem(p: Path) -> str | None:
-    """Why the hub's TLS private key's mode lets others have it (like the secrets file's), or
-    None: no access for others, and only the hub's group may read it (0640 root:carebeacon)."""
-    st, hub = p.stat(), _hub_group()
-    mode = stat.S_IMODE(st.st_mode)
-    # the group may read: root's, this process's (the hub runs as its user), the hub user's
-    # (device add and the installer run as root and load the config too)
-    group_ok = not mode & stat.S_IRGRP or st.st_gid in {0, os.getegid(), hub}
-    if not mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP) and group_ok:
-        return None
-    group = "" if group_ok else f" and group {_group_name(st.st_gid)}"
-    return (f"{p}: mode {mode:04o}{group}: other users may read or replace the hub's TLS private"
-            f" key; run: chmod 600 {p} (if the hub's user owns it), or: chown root:"
-            f"{_group_name(hub)} {p} && chmod 640 {p}")
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _tls_file_problem(p: Path, key: bool) -> str | None:
-    try:
-        if not p.is_file():
-            return f"{p}: file not found"
-    except OSError as e:  # a directory on the way it may not enter, a symlink loop
-        return f"{p}: cannot be reached ({e.strerror})"
-    return _key_file_problem(p) if key else None
-
-
-def _platform(r: _Reader, base: Path, check_mode: bool = True,
-              tls_files_fatal: bool = True) -> Platform:
-    r.unknown({"url", "ca_file", "cert_file", "key_file", "keepalive_s", "session_expiry_s"})
-    url = r.get("url", str)
-    u = urlparse(url)
-    if u.scheme not in ("mqtts", "mqtt", "unix"):
-        raise r.fail("url", f"{url!r}: scheme must be mqtts://, mqtt:// (tests, to this machine "
-                            "only) or unix://")
-    tls = u.scheme == "mqtts"
-    files = {}
-    problems: list[str] = []
-    for k in ("ca_file", "cert_file", "key_file"):
-        v = r.get(k, str, None)
-        if v is not None and not tls:  # mqtt:// for mqtts:// would drop them: alarms in clear
-            raise r.fail(k, f"{v!r} is set, but url {url!r} is not TLS and would ignore it "
-                            "(alarms unencrypted, to any broker): use mqtts:// or remove ca_file,"
-                            " cert_file and key_file")
-        if v is not None:
-            p = (base / v) if not os.path.isabs(v) else Path(v)
-            why = _tls_file_problem(p, k == "key_file" and check_mode)
-            if why and tls_files_fatal:
-                raise r.fail(k, why)
-            if why:
-                problems.append(str(r.fail(k, why)))
-            v = str(p)
-        elif tls:
-            raise r.fail(k, "missing: mqtts needs the CA, the hub's certificate and its key")
-        files[k] = v
-    try:
-        port = u.port or (8883 if tls else 1883)
-    except ValueError:
-        raise r.fail("url", f"{url!r}: bad port") from None
-    if u.scheme != "unix" and not u.hostname:
-        raise r.fail("url", f"{url!r}: no host")
-    # Plain MQTT stays on this machine (the tests', the simulator's broker): elsewhere a one-letter
-    # typo for mqtts:// would hand every alarm to whoever answers on the path.
-    if u.scheme == "mqtt" and not _loopback(u.hostname):
-        raise r.fail("url", f"{url!r}: plain MQTT (no TLS) only to this machine (localhost, "
-                            "127.0.0.1, ::1); the platform needs mqtts:// and the TLS files")
-    return Platform(
-        host=u.hostname or "", port=port,
-        unix_socket=u.path if u.scheme == "unix" else None, tls=tls,
-        keepalive_s=r.get("keepalive_s", int, 60, lo=10, hi=3600),
-        session_expiry_s=r.get("session_expiry_s", int, 7 * 86400, lo=60, hi=2**32 - 1),
-        file_problems=tuple(problems),
-        **files,
-    )
 
 
 def _radio(r: _Reader) -> Radio:
@@ -343,11 +233,13 @@ def secrets_path(path: Path, given: str | Path | None, setting: str = "secrets.t
 
 
 def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True,
-         tls_files_fatal=True) -> Config:
+         strict=True) -> Config:
     """Read and check `hub.toml` (and its secrets file); raise ConfigError on any problem.
-    tls_files_fatal=False (`hub run`): a TLS file missing, unreachable or with a mode that
-    shares the key goes into `platform.file_problems` instead: a hub that does not run stores
-    no alarm, one without its uplink stores them all and sends them once it is fixed."""
+    strict=False (`hub run`): a TLS file missing, unreachable or with a mode that shares the
+    key goes into `platform.file_problems`, and a connection hub.toml forbids (plain MQTT to
+    another machine, TLS files under a plain URL) into `platform.blocked`, instead: a hub that
+    does not run stores no alarm, one without its uplink stores them all and sends them once
+    it is fixed (hub/config_platform.py)."""
     path = Path(path)
     r = _Reader(path, _load_toml(path), "")
     r.unknown({"hub", "platform", "radio", "inactivity", "devices", "secrets_file"})
@@ -388,7 +280,7 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
             raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
     return Config(
         path=path, hub_id=hub_id, county=county, household=household,
-        data_dir=data_dir, platform=_platform(r.sub("platform"), base, check_mode, tls_files_fatal),
+        data_dir=data_dir, platform=_platform(r.sub("platform"), base, check_mode, strict),
         radio=_radio(r.sub("radio")), inactivity=_inactivity(r.sub("inactivity")),
         devices=devices, keys=keys,
     )

@@ -35,6 +35,8 @@ TICK_S = 1.0
 STATUS_EVERY_S = 2.0
 PRUNE_EVERY_S = 3600.0
 VERSION = "0.1.0"
+# what a blocked uplink (Platform.blocked) waits for: hub.toml is read at start only
+BLOCKED_UNTIL = "nothing is sent to the platform until hub.toml is fixed and the hub restarted"
 
 
 def uplink_config(cfg: Config) -> UplinkConfig:
@@ -124,9 +126,11 @@ class Daemon:
     # -- running --------------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        blocked = self.cfg.platform.blocked  # hub.toml forbids this connection: none is made
         self.uplink = Uplink(
             uplink_config(self.cfg),
             loop=loop,
+            blocked=blocked and f"{blocked}; {BLOCKED_UNTIL}",
             on_delivered=lambda ref: self.core.on_delivered(ref),
             on_rejected=lambda ref, rej: self.core.on_rejected(ref, rej),
             on_connected=lambda *a: self.core.on_connected(*a),

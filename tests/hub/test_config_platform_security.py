@@ -1,8 +1,10 @@
-"""`[platform]` and transport security (hub/config.py): TLS files under a plaintext URL are
-refused (a one-letter `mqtt://` typo for `mqtts://` used to drop them silently: every alarm in
-clear to whoever answered), plain MQTT reaches this machine only, `hub run` warns about a
+"""`[platform]` and transport security (hub/config_platform.py): TLS files under a plaintext URL
+are refused (a one-letter `mqtt://` typo for `mqtts://` used to drop them silently: every alarm
+in clear to whoever answered), plain MQTT reaches this machine only, `hub run` warns about a
 plaintext platform, and the hub's TLS private key may not be readable by other users (like
-secrets.toml). Real files and modes; `hub run` and `check-config` as real processes.
+secrets.toml). Every loader refuses them but `hub run` (strict=False), which blocks its uplink
+instead (tests/hub/test_hub_e2e_uplink_blocked.py). Real files and modes; `hub run` and
+`check-config` as real processes.
 """
 
 from __future__ import annotations
@@ -54,18 +56,51 @@ def test_the_typo_is_refused_by_check_config_and_the_fix_loads(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["mqtt://platform.county.example", "mqtt://192.168.1.20:1883",
-                                 "mqtt://[2001:db8::1]:1883", "mqtt://localhost.example.org"])
+                                 "mqtt://[2001:db8::1]:1883", "mqtt://localhost.example.org",
+                                 "mqtt://mylocalhost", "mqtt://localhost.localdomain.example",
+                                 "mqtt://[::ffff:10.8.0.1]"])
 def test_plain_mqtt_beyond_this_machine_is_refused(tmp_path, url):
     with pytest.raises(ConfigError) as e:
         load(write(tmp_path, url, tls=""))
     assert f"platform.url: '{url}': plain MQTT (no TLS) only to this machine" in str(e.value)
 
 
+# This machine by name without DNS at load: localhost, RFC 6761's .localhost, the hosts files'
+# localhost.localdomain (a config that ran before plain MQTT was confined); IPv4-mapped loopback.
 @pytest.mark.parametrize("url", ["mqtt://localhost:1883", "mqtt://127.0.0.1", "mqtt://[::1]:1",
-                                 "mqtt://127.0.1.1", "unix:///run/mosquitto/mqtt.sock"])
+                                 "mqtt://127.0.1.1", "unix:///run/mosquitto/mqtt.sock",
+                                 "mqtt://localhost.localdomain:1883", "mqtt://broker.localhost",
+                                 "mqtt://LocalHost.:1883", "mqtt://[::ffff:127.0.0.1]"])
 def test_plaintext_stays_for_tests_and_the_simulator(tmp_path, url):
     p = load(write(tmp_path, url, tls="")).platform
     assert not p.tls and p.ca_file is None and p.cert_file is None and p.key_file is None
+    assert p.blocked is None
+
+
+@pytest.mark.parametrize(("url", "tls"), [
+    ("mqtt://10.8.0.1:1883", ""),  # over a VPN: ran before plain MQTT was confined
+    ("mqtt://localhost.example.org", ""),
+    ("mqtt://localhost:1883", TLS), ("mqtt://10.8.0.1:1883", TLS),
+    ("unix:///run/mosquitto/mqtt.sock", 'key_file = "absent.key"\n'),  # files: not looked at
+])
+def test_hub_run_loads_them_with_its_uplink_blocked(tmp_path, url, tls):
+    """`hub run` must run (systemd restart-loops a refusal, storing no alarm) but not connect:
+    `blocked` is check-config's refusal word for word, the files are not kept for the uplink."""
+    cfg = write(tmp_path, url, tls=tls)
+    with pytest.raises(ConfigError) as e:
+        load(cfg)
+    p = load(cfg, strict=False).platform
+    assert p.blocked == str(e.value)
+    assert not p.tls and p.ca_file is None and p.cert_file is None and p.key_file is None
+    assert p.file_problems == ()
+
+
+def test_hub_run_is_not_blocked_by_a_tls_platform_with_a_missing_file(tmp_path):
+    cfg = write(tmp_path, "mqtts://platform.county.example")
+    (tmp_path / "ca.pem").unlink()
+    p = load(cfg, strict=False).platform  # the uplink's problem: it retries the files
+    assert p.blocked is None and p.file_problems == (
+        f"{cfg}: platform.ca_file: {tmp_path / 'ca.pem'}: file not found",)
 
 
 def run_until_started(cfg: Path) -> str:
