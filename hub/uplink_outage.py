@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.uplink import UplinkConfig
+    from hub.uplink_config import UplinkConfig
 
 log = logging.getLogger("carebeacon.uplink")
 

@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from hub import contract
 
 if TYPE_CHECKING:
-    from hub.uplink import UplinkConfig
+    from hub.uplink_config import UplinkConfig
     from hub.uplink_tls import FreshContext
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hub import contract
 
 if TYPE_CHECKING:
-    from hub.uplink import UplinkConfig
+    from hub.uplink_config import UplinkConfig
 
 log = logging.getLogger("carebeacon.uplink")
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from hub import contract
 
 if TYPE_CHECKING:
-    from hub.uplink import UplinkConfig
     from hub.uplink_callbacks import Callbacks
+    from hub.uplink_config import UplinkConfig
 
 
 class Retained:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.uplink import UplinkConfig
+    from hub.uplink_config import UplinkConfig
 
 log = logging.getLogger("carebeacon.uplink")
 

@@ -24,7 +24,7 @@ from hub.config import ConfigError
 
 if TYPE_CHECKING:
     from hub.config import Config
-    from hub.uplink import UplinkConfig
+    from hub.uplink_config import UplinkConfig
 
 _CERT = b"-----BEGIN CERTIFICATE-----"
 _KEY = b"PRIVATE KEY-----"  # PKCS#8 "BEGIN PRIVATE KEY", "BEGIN EC/RSA PRIVATE KEY"
