@@ -45,6 +45,19 @@ pairs: a still spell matched to itself. So `bound-either*` is the EITHER rule at
 bounds: the fastest zero-false-alarm EITHER rule over these two lines, and the combination
 whose lines can be learned separately without raising each other's false alarms (a learned
 EITHER rule's false alarms are the union of its lines', so each line must be safe alone).
+
+Any detector (`causal_detection_times`, rows `bound-any*`): the bounds above cover lines
+over the time of day, the room or the start time. One bound covers every detector that
+learns only from what the hub has received so far (causal), whatever it computes: up to the
+first frame after a cut (motion or a door, the inputs an emergency takes away; ticks and
+device heartbeats go on alike), the cut stream and the real stream are the same input, so
+a deterministic detector is in the same state on both. If it alarmed on the cut stream
+before that frame, it alarmed on the real stream too: a false alarm. So a detector with no
+false alarm detects no cut sooner than the time to the next frame the real stream received
+(`bound-any`), and one allowed k false alarms can be faster only inside k still spells (at
+best alarming at once there; `bound-any-fa` spends the goal's allowance, 0.05 a day rounded
+down, on the spells that hold the most of the cuts' waiting). This needs no hindsight about
+what such a detector would learn: it is the wait any detector must sit out.
 """
 
 from __future__ import annotations
@@ -132,6 +145,29 @@ def start_detection_times(home: Home, frames: list[Frame], cuts: list[float],
         limit = line[int(last % DAY_S) // SLOT_S]
         k = 0 if c - last > limit else int((limit - (c - last)) // SLOT_S) + 1
         out.append(min(k * SLOT_S, float(HORIZON_S)))
+    return out
+
+
+def causal_detection_times(frames: list[Frame], cuts: list[float], end: float,
+                           false_alarms: int = 0) -> list[float]:
+    """Seconds from each cut to the earliest alarm ANY detector could give (module doc:
+    "Any detector"): the time to the next frame the hub received after the cut, except in
+    the `false_alarms` still spells that hold the most of it (alarming at once in those).
+    After the last frame the real stream is still until `end` (the replay ticks on to it):
+    a detector alarming before then alarmed on it too."""
+    times = sorted(f.t for f in frames)
+    out, spell = [], []
+    for c in cuts:
+        i = bisect.bisect_right(times, c)
+        nxt = min(times[i], end) if i < len(times) else end
+        out.append(min(nxt - c, float(HORIZON_S)))
+        spell.append(i)  # cuts with the same next frame lie in one still spell
+    if false_alarms > 0:
+        held: dict[int, float] = {}
+        for d, i in zip(out, spell, strict=True):
+            held[i] = held.get(i, 0.0) + d
+        spent = set(sorted(held, key=held.__getitem__, reverse=True)[:false_alarms])
+        out = [0.0 if i in spent else d for d, i in zip(out, spell, strict=True)]
     return out
 
 

@@ -92,6 +92,6 @@ def test_the_eval_prints_the_start_and_either_rows():
     cuts = [5 * DAY_S + 15 * H + 10 * M, 5 * DAY_S + 13 * H + 10 * M]
     rows = {r.method: r.delays for r in E.bounds(home, frames, cuts)}
     assert list(rows) == ["bound-tod", "bound-room", "bound-start30", "bound-either30",
-                          "bound-start60", "bound-either60"]
+                          "bound-start60", "bound-either60", "bound-any"]
     assert rows["bound-either30"] == [21 * M, 2 * H + 50 * M]
     assert rows["bound-either60"] == either(rows["bound-tod"], rows["bound-start60"])
