@@ -141,6 +141,11 @@ def render(st: dict) -> str:
         i = st["inactivity"]
         lines.append(f"home: {i['state']}, still {i['still_min']} min "
                      f"(alarm at {i['threshold_min']} min, {i['learned_days']} days learned)")
+        cov = i.get("coverage")
+        lines.append("sensor coverage: " + (
+            f"an emergency would go unseen {cov['unseen_mean_min']} min on average, longest "
+            f"silence {cov['longest_unseen_min']} min ({cov['days']} days; the stillness alarm "
+            "cannot be faster)" if cov else "measured after 3 whole days"))
     for name, text in st.get("faults", {}).items():
         lines.append(f"FAULT {name}: {text}")
     lines.append("")

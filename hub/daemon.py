@@ -285,6 +285,8 @@ class Daemon:
                 "threshold_min": det.threshold_ms // 60_000,
                 "learned_days": det.learned_days,
                 "platform_settings": dict(sorted(core.home.tuned.items())),
+                # how long the sensors leave the resident unseen (hub/coverage.py)
+                "coverage": core.home.coverage.figure() if core.home.coverage else None,
             },
             "counters": dict(core.counters),
         }

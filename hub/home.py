@@ -25,6 +25,9 @@ settings request (`tune`): the running detector takes the new settings at once a
 learned history; the values are stored and win over hub.toml's at the next start, until the
 platform clears them (null). The floor must stay above every activity interval the platform
 set (`floor_problem`, docs/inactivity.md).
+
+Every input also measures how long the home's sensors leave the resident unseen
+(hub/coverage.py): too long for any fast stillness alarm raises hub fault 210.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import json
 import logging
 
 from hub import contract, events as E
+from hub.coverage import SENSOR_COVERAGE, Coverage, fault_text
 from hub.store_types import HUB_SELF
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
@@ -164,6 +168,22 @@ class HomeWatch:
                 self.detector = I.Inactivity(**kw)
         self._saved_at = now_ms
         self.offline: set[int] = set()
+        self.coverage = self._load_coverage() if self.detector is not None else None
+
+    def _load_coverage(self) -> Coverage:
+        blob = self.store.get_state("coverage")
+        cov = Coverage()
+        if blob:
+            try:
+                cov = Coverage.from_json(blob)
+            except ValueError as e:
+                log.error("sensor coverage figures in the store are unusable (%s): measuring "
+                          "afresh", e)
+        if cov.raised:  # still in force: a clear after this restart sends its restoral
+            fig = cov.figure()
+            text = fault_text(fig) if fig else "raised before a restart"
+            self.core.faults[SENSOR_COVERAGE] = text
+        return cov
 
     def _resume(self, ref: str | None, left: int | None, now: int) -> None:
         """After a restart: the alarm or pre-alarm the restored detector is in goes on."""
@@ -254,7 +274,23 @@ class HomeWatch:
             return
         if dev.kind == "bracelet":
             self._away_fed = False
+        if self.detector.state == I.ST_AWAY:
+            self.coverage.unreliable()  # the spell ending here was (partly) away
         self._feed(self.detector.activity(now & _TICKS, self._tod(), src), now)
+        if self.coverage.input(now, self.core.clock.wall_ms()):
+            self._decide_coverage()
+
+    def _decide_coverage(self) -> None:
+        """Once a day: is this home seen often enough for a fast stillness alarm?"""
+        verdict, fig = self.coverage.decide(), self.coverage.figure()
+        if verdict > 0 and fig:
+            self.core.hub_fault(SENSOR_COVERAGE, fault_text(fig))
+        elif verdict < 0:
+            log.info("sensor coverage: an emergency would now go unseen %d min on average",
+                     fig["unseen_mean_min"] if fig else -1)
+            self.core.hub_fault_cleared(SENSOR_COVERAGE)
+        if verdict:
+            self.save(self.core.clock.mono_ms())
 
     # -- time -----------------------------------------------------------------------------
     def _tod(self) -> int:
@@ -275,6 +311,9 @@ class HomeWatch:
         ev = self.detector.tick(now & _TICKS, self._tod())
         ev |= self._bracelet_away(now)
         self._feed(ev, now)
+        if (self.detector.state == I.ST_AWAY or self.offline
+                or self.core.radio_health in ("down", "degraded")):
+            self.coverage.unreliable()  # this spell says nothing about the sensors
         if now - self._saved_at >= SAVE_EVERY_MS:
             self.save(now)
 
@@ -332,4 +371,5 @@ class HomeWatch:
     def save(self, now: int) -> None:
         if self.detector is not None:
             self.store.put_state("inactivity", self._blob(now, self.alarm_ref))
+            self.store.put_state("coverage", self.coverage.to_json())
             self._saved_at = now
