@@ -116,6 +116,6 @@ class Coverage:
 
 def fault_text(fig: dict) -> str:
     """Fault 210's text: what the operator should have fixed (at most 200 characters)."""
-    return (f"an emergency here would go unseen {fig['unseen_mean_min']} min on average "
-            f"(longest silence {fig['longest_unseen_min']} min, {fig['days']} days): no "
-            "stillness alarm can be faster; fit PIRs where the resident sits and sleeps")[:200]
+    return (f"an emergency would go unseen {fig['unseen_mean_min']} min on average (longest "
+            f"silence {fig['longest_unseen_min']} min, {fig['days']} days): add PIRs where the "
+            "resident sits and sleeps, and one seeing the way out")[:200]

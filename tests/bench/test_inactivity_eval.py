@@ -189,3 +189,15 @@ def test_loaders_read_the_real_data_sets():
     assert len(homes["vankasteren-house-b"].sensors("pir")) == 3
     assert all(h.absences for h in homes.values())
     assert Path(E.__file__).name == "inactivity_eval.py"
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"real data sets not found at {REAL} "
+                    "(../shared/data/inactivity next to the repository)")
+def test_sensor_coverage_names_the_home_without_pirs_where_the_resident_sits(capsys):
+    from bench import sensor_coverage
+
+    assert sensor_coverage.main([str(REAL.parent)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    said = {out[i].split(":")[0]: out[i + 1] for i in range(0, len(out), 2)}
+    assert "never raised" in said["casas-al-smarthome"]  # 8 PIRs
+    assert "raised" in said["ordonez-home-a"] and "never" not in said["ordonez-home-a"]
