@@ -13,7 +13,8 @@ def test_rooms_with_a_pir_are_named_and_the_installer_is_asked_about_the_rest():
                                dev(3, "pir", "hall", entrance=True), dev(4, "button", "bedroom")])
     assert out[0] == "whole-home inactivity watches: PIR in bathroom, kitchen"
     assert "where the resident sits" in out[1] and "where\n" not in out[1]
-    assert len(out) == 2  # an entrance PIR is there: nothing to say about going out
+    assert "fault sensor_coverage (210)" in out[2]  # the hub's own measure, from day 4
+    assert len(out) == 3  # an entrance PIR is there: nothing to say about going out
 
 
 def test_a_home_nothing_watches_is_called_out():

@@ -4,9 +4,10 @@ The detector only knows "a sign of life somewhere": a PIR that saw motion, a bra
 moved, a press. A room where the resident sits or sleeps without a PIR looks like stillness,
 so a normal afternoon there teaches the hub that hours of stillness are normal, and a real
 collapse is caught hours late. On a real home with PIRs only over the shower, the basin and
-the cooktop, no detector of this kind can do better than about 6 h on average without false
-alarms (docs/inactivity.md, "hindsight bounds"). The installer is the one who can fix that,
-so the visit report says which rooms are watched.
+the cooktop, no detector at all can do better than 3 h 35 min on average without false
+alarms (docs/inactivity.md, `bound-any`). The installer is the one who can fix that, so the
+visit report says which rooms are watched; from the fourth day the hub measures it too
+(`hub status`, "sensor coverage", and fault 210 to the platform when it is too thin).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def inactivity_coverage(devices: Iterable[Device], enabled: bool = True) -> list
         out.append("  check: is there a PIR where the resident sits during the day and where "
                    "they sleep? Rooms without one look still, and a collapse there is noticed "
                    "hours late")
+        out.append("  after 3 days 'hub status' shows the sensor coverage it measured; over "
+                   "180 min it raises fault sensor_coverage (210)")
     if not doors:
         out.append("  (no PIR marked --entrance: going out is known from a door sensor or the "
                    "bracelet only)")
