@@ -50,14 +50,19 @@ Any detector (`causal_detection_times`, rows `bound-any*`): the bounds above cov
 over the time of day, the room or the start time. One bound covers every detector that
 learns only from what the hub has received so far (causal), whatever it computes: up to the
 first frame after a cut (motion or a door, the inputs an emergency takes away; ticks and
-device heartbeats go on alike), the cut stream and the real stream are the same input, so
-a deterministic detector is in the same state on both. If it alarmed on the cut stream
+device heartbeats go on alike), the cut stream and the real stream are the same input (to
+within a tick: the replay ticks the cut a minute at a time from the cut instant), so a
+deterministic detector is in the same state on both. If it alarmed on the cut stream
 before that frame, it alarmed on the real stream too: a false alarm. So a detector with no
 false alarm detects no cut sooner than the time to the next frame the real stream received
 (`bound-any`), and one allowed k false alarms can be faster only inside k still spells (at
 best alarming at once there; `bound-any-fa` spends the goal's allowance, 0.05 a day rounded
 down, on the spells that hold the most of the cuts' waiting). This needs no hindsight about
-what such a detector would learn: it is the wait any detector must sit out.
+what such a detector would learn: it is the wait any detector must sit out. It is about
+listening: a detector that asks the resident ("are you all right?") and is answered by a
+press learns what no sensor told it. The replay never answers a pre-alarm (the data sets
+hold no answers) and the goal does not count pre-alarms, so such asking is outside the
+bound; in a home like Ordonez A it would mean asking through every long sit and every night.
 """
 
 from __future__ import annotations
@@ -158,7 +163,7 @@ def causal_detection_times(frames: list[Frame], cuts: list[float], end: float,
     times = sorted(f.t for f in frames)
     out, spell = [], []
     for c in cuts:
-        i = bisect.bisect_right(times, c)
+        i = bisect.bisect_left(times, c)  # a frame at the cut instant comes after it
         nxt = min(times[i], end) if i < len(times) else end
         out.append(min(nxt - c, float(HORIZON_S)))
         spell.append(i)  # cuts with the same next frame lie in one still spell

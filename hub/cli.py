@@ -145,7 +145,7 @@ def render(st: dict) -> str:
         lines.append("sensor coverage: " + (
             f"an emergency would go unseen {cov['unseen_mean_min']} min on average, longest "
             f"silence {cov['longest_unseen_min']} min ({cov['days']} days; the stillness alarm "
-            "cannot be faster)" if cov else "measured after 3 whole days"))
+            "cannot be faster)" if cov else "not yet: needs 3 whole days measured"))
     for name, text in st.get("faults", {}).items():
         lines.append(f"FAULT {name}: {text}")
     lines.append("")

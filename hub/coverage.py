@@ -12,14 +12,20 @@ sleeps (Ordonez A in docs/inactivity.md: 3 h 35 min) cannot have a fast stillnes
 and nobody would know from a quiet console; hub fault 210 `sensor_coverage` says so.
 
 Spells that say nothing about the sensors are left out: those during which the detector
-thought the resident away, a device was offline, the radio was not scanning, or the hub
-restarted. Figures are over whole days (UTC days of the wall clock; a spell counts on the
-day it ended), the last `DAYS` of them, decided once a day when a new day begins.
+thought the resident away, a PIR was offline, the radio was down, the wall clock had not
+been set by a time service, or the hub restarted. Figures are over whole days (UTC days of
+the wall clock; a spell counts on the day it ended), the last `DAYS` of them before today,
+decided once a day when a new day begins. A wall clock that comes back from the future (a
+bad date, then NTP) drops the days it had invented.
+
+A detector that asks the resident ("are you all right?") and gets an answer learns
+something no sensor told it; this measure, like `bound-any`, is about listening only.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 SENSOR_COVERAGE = 210  # hub fault code (hub/contract_events.py HUB_FAULTS)
 DAYS = 7  # a week: every weekday's routine once
@@ -52,23 +58,25 @@ class Coverage:
         self._tainted = True
 
     def _add(self, day: int, still_min: float) -> bool:
+        for future in [d for d in self._days if d > day]:
+            del self._days[future]  # the wall clock went back: those days never were
         newest = max(self._days, default=None)
-        if newest is not None and day < newest:
-            day = newest  # the wall clock went back: the spell ended on the newest day
         b = self._days.setdefault(day, [0.0, 0.0, 0.0])
         b[0] += still_min * still_min
         b[1] += still_min
         b[2] = max(b[2], still_min)
-        for old in [d for d in self._days if d <= day - DAYS - 1]:
-            del self._days[old]  # DAYS whole days before this one are kept
+        for old in sorted(self._days)[:-DAYS - 1]:
+            del self._days[old]  # the newest DAYS + 1 days kept (figure() takes the window)
         return newest is not None and day > newest
 
     # -- figures --------------------------------------------------------------------------
-    def figure(self) -> dict | None:
-        """Over the whole days before the newest: {days, unseen_mean_min,
-        longest_unseen_min}, or None before MIN_DAYS of them."""
-        newest = max(self._days, default=None)
-        whole = [b for d, b in self._days.items() if d != newest]
+    def figure(self, today: int | None = None) -> dict | None:
+        """Over the whole days before `today` (UTC day number; default: the newest day with a
+        spell), at most DAYS back: {days, unseen_mean_min, longest_unseen_min}, or None
+        before MIN_DAYS of them (also when nothing was measured for a while)."""
+        if today is None:
+            today = max(self._days, default=0)
+        whole = [b for d, b in self._days.items() if today - DAYS <= d < today]
         if len(whole) < MIN_DAYS:
             return None
         sq, total = sum(b[0] for b in whole), sum(b[1] for b in whole)
@@ -107,15 +115,21 @@ class Coverage:
         if not isinstance(days, dict):
             raise ValueError("coverage: no days")
         for d, b in days.items():
-            if (not isinstance(b, list) or len(b) != 3
-                    or not all(type(x) in (int, float) and x >= 0 for x in b)):
+            if (not isinstance(b, list) or len(b) != 3 or not all(
+                    type(x) in (int, float) and math.isfinite(x) and x >= 0 for x in b)):
                 raise ValueError(f"coverage: day {d} is not three figures")
             cov._days[int(d)] = [float(x) for x in b]
         return cov
 
 
-def fault_text(fig: dict) -> str:
+def day_of(wall_ms: int) -> int:
+    return wall_ms // _DAY_MS
+
+
+def fault_text(fig: dict | None) -> str:
     """Fault 210's text: what the operator should have fixed (at most 200 characters)."""
+    if fig is None:
+        return "raised before a restart: this home's sensors leave the resident unseen too long"
     return (f"an emergency would go unseen {fig['unseen_mean_min']} min on average (longest "
             f"silence {fig['longest_unseen_min']} min, {fig['days']} days): add PIRs where the "
             "resident sits and sleeps, and one seeing the way out")[:200]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from hub import atomic_file, contract
 from hub.config import Config
+from hub.coverage import day_of
 from hub.pipeline import HubCore
 from hub.store import Store
 from hub.uplink import Uplink, UplinkConfig
@@ -286,7 +287,8 @@ class Daemon:
                 "learned_days": det.learned_days,
                 "platform_settings": dict(sorted(core.home.tuned.items())),
                 # how long the sensors leave the resident unseen (hub/coverage.py)
-                "coverage": core.home.coverage.figure() if core.home.coverage else None,
+                "coverage": core.home.coverage.figure(day_of(core.clock.wall_ms()))
+                if core.home.coverage else None,
             },
             "counters": dict(core.counters),
         }

@@ -36,7 +36,7 @@ import json
 import logging
 
 from hub import contract, events as E
-from hub.coverage import SENSOR_COVERAGE, Coverage, fault_text
+from hub.coverage import SENSOR_COVERAGE, Coverage, day_of, fault_text
 from hub.store_types import HUB_SELF
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
@@ -168,7 +168,11 @@ class HomeWatch:
                 self.detector = I.Inactivity(**kw)
         self._saved_at = now_ms
         self.offline: set[int] = set()
-        self.coverage = self._load_coverage() if self.detector is not None else None
+        self.coverage = self._load_coverage()
+        # fault 210 raised before inactivity was turned off: cleared at the first tick
+        self._coverage_off = self.detector is None and self.coverage.raised
+        if self.detector is None:
+            self.coverage = None
 
     def _load_coverage(self) -> Coverage:
         blob = self.store.get_state("coverage")
@@ -180,9 +184,8 @@ class HomeWatch:
                 log.error("sensor coverage figures in the store are unusable (%s): measuring "
                           "afresh", e)
         if cov.raised:  # still in force: a clear after this restart sends its restoral
-            fig = cov.figure()
-            text = fault_text(fig) if fig else "raised before a restart"
-            self.core.faults[SENSOR_COVERAGE] = text
+            self.core.faults[SENSOR_COVERAGE] = fault_text(
+                cov.figure(day_of(self.core.clock.wall_ms())))
         return cov
 
     def _resume(self, ref: str | None, left: int | None, now: int) -> None:
@@ -277,6 +280,8 @@ class HomeWatch:
         if self.detector.state == I.ST_AWAY:
             self.coverage.unreliable()  # the spell ending here was (partly) away
         self._feed(self.detector.activity(now & _TICKS, self._tod(), src), now)
+        if self.core.clock_synced() is False:
+            self.coverage.unreliable()  # its day may be any day (a Pi without RTC: 1970)
         if self.coverage.input(now, self.core.clock.wall_ms()):
             self._decide_coverage()
 
@@ -307,13 +312,19 @@ class HomeWatch:
                 self.core.hub_event(E.H_SUPERVISION_MISSING, E.Mapped("supervision_missing"),
                                     device=dev_id)
         if self.detector is None:
+            if self._coverage_off:
+                self._coverage_off = False
+                self.store.put_state("coverage", Coverage().to_json())
+                self.core.hub_fault_cleared(SENSOR_COVERAGE)
             return
         ev = self.detector.tick(now & _TICKS, self._tod())
         ev |= self._bracelet_away(now)
         self._feed(ev, now)
-        if (self.detector.state == I.ST_AWAY or self.offline
-                or self.core.radio_health in ("down", "degraded")):
-            self.coverage.unreliable()  # this spell says nothing about the sensors
+        # this spell says nothing about the sensors (a radio restarting its scan after a
+        # quiet minute, or a button offline, do not blind the detector: they count)
+        if (self.detector.state == I.ST_AWAY or self.core.radio_health == "down"
+                or any(self.cfg.devices[d].kind == "pir" for d in self.offline)):
+            self.coverage.unreliable()
         if now - self._saved_at >= SAVE_EVERY_MS:
             self.save(now)
 

@@ -89,7 +89,7 @@ def test_sos_climbs_stored_delivered_help_and_status_shows_the_device(home, sche
     assert st["uplink"]["connected"] and st["radio"]["status"] == "ok"
     assert st["pending"] == {"events": 0, "alarms": []} and not st["faults"]
     assert st["inactivity"]["coverage"] is None  # a new hub: measured after 3 whole days
-    assert "sensor coverage: measured after 3 whole days" in home.hub.cli("status").stdout
+    assert "sensor coverage: not yet: needs 3 whole days measured" in home.hub.cli("status").stdout
 
 
 @pytest.mark.timeout(60)

@@ -11,6 +11,7 @@ import pytest
 from pipeline_testing import MIN
 
 from hub.cli import render
+from hub.config import load
 from hub.coverage import RAISE_MIN, SENSOR_COVERAGE, Coverage
 from shared import frame as F
 
@@ -115,6 +116,7 @@ def test_a_home_seen_all_day_raises_nothing(home):
 def test_silences_while_the_radio_is_down_do_not_count(home):
     _live(home, 6, _mornings_only, down=lambda minute: not 8 * 60 <= minute < 13 * 60)
     assert not _faults(home)
+    assert home.core.home.coverage.figure()["unseen_mean_min"] < 15  # the mornings' spells
 
 
 def test_better_coverage_clears_it_and_a_restart_neither_repeats_nor_forgets_it(home):
@@ -142,3 +144,85 @@ def test_status_shows_the_figure(home):
     text = render(st)
     assert (f"sensor coverage: an emergency would go unseen {fig['unseen_mean_min']} min on "
             f"average, longest silence {fig['longest_unseen_min']} min") in text
+
+
+def test_a_wall_clock_back_from_the_future_drops_the_days_it_invented():
+    cov = Coverage()
+    wall0 = 20_000 * DAY
+    for day in range(5):
+        for m in range(0, 24 * 60, 60):
+            t = day * DAY + m * MIN
+            cov.input(t, wall0 + t)
+    assert cov.figure()["days"] == 4
+    cov.input(5 * DAY, wall0 + 4000 * DAY)  # a bad date: ten years on
+    assert cov.figure() is None  # (nothing measured in the week before that date)
+    cov.input(5 * DAY + 60 * MIN, wall0 + 5 * DAY + 60 * MIN)  # NTP sets it right
+    assert cov.figure()["days"] == 5  # the real days are still there, the invented one gone
+    assert cov.input(6 * DAY + 10 * MIN, wall0 + 6 * DAY + 10 * MIN)  # and days go on
+    assert cov.figure()["days"] == 6
+
+
+def test_days_with_nothing_measured_leave_no_stale_figure():
+    cov = Coverage()
+    for day in range(5):
+        for m in range(0, 24 * 60, 60):
+            cov.input(day * DAY + m * MIN, day * DAY + m * MIN)
+    assert cov.figure(5)["days"] == 5
+    assert cov.figure(5 + 7) is None  # a week later with nothing measured: no figure
+
+
+def test_a_stored_figure_with_infinity_is_refused_and_the_hub_still_starts(home):
+    home.store.put_state("coverage", b'{"v":1,"raised":true,"days":{"1":[Infinity,1,1]}}')
+    home.restart()
+    assert home.core.home.coverage.figure() is None and not home.core.home.coverage.raised
+
+
+def test_a_button_offline_or_a_scan_restart_do_not_stop_the_measure_a_pir_offline_does(home):
+    core = home.core
+    for _ in range(5 * DAY // STEP):
+        home.clock.advance(STEP)
+        minute = core.clock.local()[0] // 60
+        core.set_radio_health("restarting" if minute % 60 < 10 else "scanning")
+        if minute % 30 == 0:
+            home.send(PIR, F.T_HEARTBEAT)  # the button is never heard: offline
+        if _mornings_only(minute):
+            home.send(PIR, F.T_ACTIVITY, arg=(3 << 8) | 5)
+        core.tick()
+    assert BUTTON in core.home.offline and len(_faults(home)) == 1
+
+
+def test_a_pir_offline_leaves_its_silences_out(home):
+    core = home.core
+    for _ in range(5 * DAY // STEP):
+        home.clock.advance(STEP)
+        minute = core.clock.local()[0] // 60
+        if minute % 30 == 0:
+            home.send(BUTTON, F.T_HEARTBEAT)
+            if 8 * 60 <= minute < 13 * 60:  # the PIR is heard only in the mornings
+                home.send(PIR, F.T_HEARTBEAT)
+        if _mornings_only(minute):
+            home.send(PIR, F.T_ACTIVITY, arg=(3 << 8) | 5)
+        core.tick()
+    assert not _faults(home)  # its silences were an offline PIR's
+
+
+def test_turning_inactivity_off_clears_a_raised_fault(home, tmp_path):
+    _live(home, 5, _mornings_only)
+    assert len(_faults(home)) == 1
+    toml = (tmp_path / "hub.toml").read_text()
+    (tmp_path / "hub.toml").write_text(toml.replace("[inactivity]\n",
+                                                    "[inactivity]\nenabled = false\n"))
+    home.cfg = load(tmp_path / "hub.toml")
+    home.restart()
+    home.clock.advance(MIN)
+    home.core.tick()
+    assert len(_faults(home, "restoral")) == 1 and SENSOR_COVERAGE not in home.core.faults
+    home.restart()
+    home.core.tick()
+    assert len(_faults(home, "restoral")) == 1  # once
+
+
+def test_silences_while_no_time_service_set_the_clock_do_not_count(home):
+    home.clock.synced = lambda: False  # a Pi without RTC and no internet: any date
+    _live(home, 6, _mornings_only)
+    assert not _faults(home) and home.core.home.coverage.figure() is None
