@@ -180,7 +180,7 @@ DEVICE_FAULTS = {  # docs/protocol.md fault codes (FAULT frames)
 HUB_FAULTS = {  # faults the hub raises about itself (no device); 200+ never clash with devices
     201: "radio_adapter", 202: "store", 203: "clock_unsynchronised", 204: "replay_too_old",
     205: "bad_tags", 206: "uplink_rejected", 207: "power", 208: "internal_error",
-    209: "seq_reused", 210: "sensor_coverage",
+    209: "seq_reused", 210: "sensor_coverage", 211: "identity_in_use",
 }
 
 

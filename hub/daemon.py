@@ -34,6 +34,11 @@ log = logging.getLogger("carebeacon.daemon")
 
 TICK_S = 1.0
 STATUS_EVERY_S = 2.0
+IDENTITY_IN_USE = 211  # hub fault (hub/contract_events.py HUB_FAULTS)
+IDENTITY_TEXT = (
+    "another client connects with this hub's certificate and key (a cloned SD card, a copied"
+    " key): find it, or revoke the certificate and issue the hub a new one"
+)
 PRUNE_EVERY_S = 3600.0
 VERSION = "0.1.0"
 # what a blocked uplink (Platform.blocked) waits for: hub.toml is read at start only
@@ -72,6 +77,7 @@ class Daemon:
         self.radio = None
         self.started_mono = time.monotonic()
         self.errors: dict[str, int] = {}  # periodic task errors (_guarded): kind and place -> count
+        self._identity_taken = False  # fault 211 raised (_watch_identity)
         # _guarded raises instead of reporting when CAREBEACON_RAISE_TASK_ERRORS=1: the test
         # suites set it (tests/conftest.py, hil/conftest.py; hub processes they start inherit
         # it) so that a test sees a bug; a test of the guard itself sets this to True.
@@ -160,6 +166,7 @@ class Daemon:
         try:
             while not self._stopping.is_set():
                 self._guarded("the periodic tick", self.core.tick)
+                self._guarded("the identity check", self._watch_identity)
                 now = time.monotonic()
                 if now - last_status >= STATUS_EVERY_S:
                     self._guarded("the status snapshot", self.write_status)
@@ -171,6 +178,19 @@ class Daemon:
                     await asyncio.wait_for(self._stopping.wait(), TICK_S)
         finally:
             await self.shutdown()
+
+    def _watch_identity(self) -> None:
+        """Fault 211 while another client uses this hub's identity: the county must know (a
+        cloned SD card or a copied key can publish as this hub; alarms are delayed while the
+        two knock each other off). Sent in the moments the hub holds the connection."""
+        taken = bool(self.uplink and self.uplink.identity_in_use)
+        if taken == self._identity_taken:
+            return
+        self._identity_taken = taken
+        if taken:
+            self.core.hub_fault(IDENTITY_IN_USE, IDENTITY_TEXT)
+        else:
+            self.core.hub_fault_cleared(IDENTITY_IN_USE)
 
     def _guarded(self, what: str, fn) -> None:
         """Run one periodic task; should it raise (a bug, e.g. an event that cannot be

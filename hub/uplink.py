@@ -203,6 +203,11 @@ class Uplink(Retained):
         return self._connected
 
     @property
+    def identity_in_use(self) -> bool:
+        """Another client is using this hub's identity (uplink_takeover.py): until it stops."""
+        return self._takeover.active
+
+    @property
     def problem(self) -> str | None:
         """Why the uplink is not connected, or is knocked off (a takeover); None: all well."""
         if self.blocked:

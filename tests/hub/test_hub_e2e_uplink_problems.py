@@ -22,6 +22,7 @@ from e2e_air import HUB  # noqa: E402
 from e2e_home import Home  # noqa: E402
 from uplink_testing import Client  # noqa: E402
 
+from hil.sim.wait import wait_for  # noqa: E402
 from shared import frame as F  # noqa: E402
 
 BUTTON = 0xA1B2
@@ -98,6 +99,11 @@ def test_another_client_with_the_hubs_identity_is_shown_in_status(broker, tmp_pa
         log = home.hub.log_path.read_text()
         assert log.count("another client is using this hub's identity") == 1
         assert log.count("lost the platform broker") == 1  # the first loss, as any outage
+        # the county hears of it too, in the moments the hub holds the connection
+        (ev,) = wait_for(lambda: [e for e in home.platform.of_type("fault")
+                                  if e["fault"]["code"] == 211], 60, "fault 211")
+        assert ev["type"] == "fault" and ev["fault"]["name"] == "identity_in_use"
+        assert "certificate" in ev["fault"]["text"]
     finally:
         if clone is not None:
             clone.close()

@@ -45,6 +45,7 @@ def test_two_hubs_with_one_identity_back_off_and_say_so(broker, caplog, protocol
             assert 2 <= rounds <= 3.0 / MAX_DELAY + 4, rounds
             for h in (hub, clone):
                 assert "another client uses this hub's identity (hub-a)" in h.uplink.problem
+                assert h.uplink.identity_in_use  # the daemon raises fault 211 from it
             errors = uplink_lines(caplog, logging.ERROR)
             assert len(errors) == 2 and all(ERROR in e for e in errors), errors  # one per hub
             # each hub's first loss is an outage as any (logged with its end); the next ones
@@ -56,6 +57,7 @@ def test_two_hubs_with_one_identity_back_off_and_say_so(broker, caplog, protocol
         # the clone is gone: once a connection lasts `stable_s`, the problem is over
         wait_until(lambda: hub.uplink.problem is None, MAX_DELAY + 1.5 + 2, "the end of it")
         assert hub.uplink.connected
+        assert not hub.uplink.identity_in_use  # and clears it (restoral)
         assert "the other client has stopped" in uplink_lines(caplog, logging.WARNING)[-1]
 
 
