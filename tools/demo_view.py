@@ -6,7 +6,10 @@ import contextlib
 import threading
 import time
 
+from hub import contract
 from shared import frame as F
+
+ALARM_PRIORITY = contract.EVENT_TYPES["manual_alarm"][3]  # an elder's call (docs/mqtt.md)
 
 # firmware/feedback.py patterns as the elder sees and hears them (docs/device-behaviour.md)
 PATTERNS = {
@@ -70,8 +73,12 @@ def describe_event(ev: dict) -> str:
         kind += f" {ev['fault'].get('name', ev['fault'].get('code'))}"
     if ev.get("info"):
         kind += f" {ev['info'].get('kind')}"
-    loud = ev["type"] in ("manual_alarm", "automatic_alarm")
-    return f"{'ALARM ' if loud else ''}{kind} from {where}  {ev['ref']}"
+    # an alarm, or a fault at an alarm's priority (the elder may have called: call them)
+    loud = ev["type"] in ("manual_alarm", "automatic_alarm") or (
+        ev["type"] == "fault" and ev.get("priority", 9) <= ALARM_PRIORITY)
+    text = (ev.get("fault") or {}).get("text")
+    said = f": {text}" if text else ""  # what the operator should do about a fault
+    return f"{'ALARM ' if loud else ''}{kind} from {where}  {ev['ref']}{said}"
 
 
 def describe_frame(f) -> str | None:

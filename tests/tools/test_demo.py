@@ -110,3 +110,16 @@ def test_demo_press_ack_and_ctrl_c_in_a_terminal(tmp_path):
         assert not Path(work).exists(), "the demo's work dir was not removed"
     finally:
         term.close()
+
+
+def test_the_console_shows_a_faults_text_and_calls_an_alarm_priority_fault_an_alarm():
+    from tools.demo_view import describe_event
+
+    base = {"ref": "hub-a:00000000:7", "type": "fault", "priority": 4}
+    quiet = describe_event({**base, "fault": {"code": 210, "name": "sensor_coverage",
+                                              "text": "add PIRs where the resident sits"}})
+    assert quiet == ("fault sensor_coverage from the hub  hub-a:00000000:7: add PIRs where the "
+                     "resident sits")
+    loud = describe_event({**base, "priority": 1, "device": {"kind": "button", "room": "hall"},
+                           "fault": {"code": 209, "name": "seq_reused", "text": "call the elder"}})
+    assert loud.startswith("ALARM fault seq_reused from button (hall)") and "call the elder" in loud
