@@ -23,9 +23,10 @@ import time
 import traceback
 from pathlib import Path
 
-from hub import atomic_file, contract
+from hub import atomic_file, contract, identity_watch as identity
 from hub.config import Config
 from hub.coverage import day_of
+from hub.identity_watch import IdentityWatch
 from hub.pipeline import HubCore
 from hub.store import Store
 from hub.uplink import Uplink, UplinkConfig
@@ -34,11 +35,6 @@ log = logging.getLogger("carebeacon.daemon")
 
 TICK_S = 1.0
 STATUS_EVERY_S = 2.0
-IDENTITY_IN_USE = 211  # hub fault (hub/contract_events.py HUB_FAULTS)
-IDENTITY_TEXT = (
-    "another client connects with this hub's certificate and key (a cloned SD card, a copied"
-    " key): find it, or revoke the certificate and issue the hub a new one"
-)
 PRUNE_EVERY_S = 3600.0
 VERSION = "0.1.0"
 # what a blocked uplink (Platform.blocked) waits for: hub.toml is read at start only
@@ -77,7 +73,7 @@ class Daemon:
         self.radio = None
         self.started_mono = time.monotonic()
         self.errors: dict[str, int] = {}  # periodic task errors (_guarded): kind and place -> count
-        self._identity_taken = False  # fault 211 raised (_watch_identity)
+        self._identity: IdentityWatch | None = None  # fault 211 (_watch_identity)
         # _guarded raises instead of reporting when CAREBEACON_RAISE_TASK_ERRORS=1: the test
         # suites set it (tests/conftest.py, hil/conftest.py; hub processes they start inherit
         # it) so that a test sees a bug; a test of the guard itself sets this to True.
@@ -180,17 +176,22 @@ class Daemon:
             await self.shutdown()
 
     def _watch_identity(self) -> None:
-        """Fault 211 while another client uses this hub's identity: the county must know (a
-        cloned SD card or a copied key can publish as this hub; alarms are delayed while the
-        two knock each other off). Sent in the moments the hub holds the connection."""
-        taken = bool(self.uplink and self.uplink.identity_in_use)
-        if taken == self._identity_taken:
-            return
-        self._identity_taken = taken
-        if taken:
-            self.core.hub_fault(IDENTITY_IN_USE, IDENTITY_TEXT)
-        else:
-            self.core.hub_fault_cleared(IDENTITY_IN_USE)
+        """Fault 211 while another client uses this hub's identity (hub/identity_watch.py): the
+        county must know (a cloned SD card or a copied key can publish as this hub; alarms are
+        delayed while the two knock each other off). Sent when the hub holds the connection."""
+        core, up = self.core, self.uplink
+        if self._identity is None:  # raised before a restart: still in force, not sent again
+            self._identity = IdentityWatch(self.store.get_state(identity.STATE) == b"1")
+            if self._identity.raised:
+                core.faults[identity.IDENTITY_IN_USE] = identity.TEXT
+        change = self._identity.step(time.monotonic(), bool(up and up.identity_in_use),
+                                     bool(up and up.connected))
+        if change > 0:  # the event first: a crash between raises it again, never loses it
+            core.hub_fault(identity.IDENTITY_IN_USE, identity.TEXT)
+            self.store.put_state(identity.STATE, b"1")
+        elif change < 0:
+            core.hub_fault_cleared(identity.IDENTITY_IN_USE)
+            self.store.put_state(identity.STATE, b"0")
 
     def _guarded(self, what: str, fn) -> None:
         """Run one periodic task; should it raise (a bug, e.g. an event that cannot be

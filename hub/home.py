@@ -180,7 +180,7 @@ class HomeWatch:
         if blob:
             try:
                 cov = Coverage.from_json(blob)
-            except ValueError as e:
+            except Exception as e:  # (an advisory measure must never keep the hub from starting)
                 log.error("sensor coverage figures in the store are unusable (%s): measuring "
                           "afresh", e)
         if cov.raised:  # still in force: a clear after this restart sends its restoral
@@ -314,16 +314,17 @@ class HomeWatch:
         if self.detector is None:
             if self._coverage_off:
                 self._coverage_off = False
+                self.core.hub_fault_cleared(SENSOR_COVERAGE)  # first: a crash repeats it
                 self.store.put_state("coverage", Coverage().to_json())
-                self.core.hub_fault_cleared(SENSOR_COVERAGE)
             return
         ev = self.detector.tick(now & _TICKS, self._tod())
         ev |= self._bracelet_away(now)
         self._feed(ev, now)
-        # this spell says nothing about the sensors (a radio restarting its scan after a
-        # quiet minute, or a button offline, do not blind the detector: they count)
+        # this spell says nothing about the sensors (a PIR or a bracelet offline: its motion
+        # is missing; a radio restarting its scan after a quiet minute, or a button offline,
+        # do not blind the detector: they count)
         if (self.detector.state == I.ST_AWAY or self.core.radio_health == "down"
-                or any(self.cfg.devices[d].kind == "pir" for d in self.offline)):
+                or any(self.cfg.devices[d].kind in ("pir", "bracelet") for d in self.offline)):
             self.coverage.unreliable()
         if now - self._saved_at >= SAVE_EVERY_MS:
             self.save(now)
