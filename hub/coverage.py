@@ -15,8 +15,8 @@ Spells that say nothing about the sensors are left out: those during which the d
 thought the resident away, a PIR or a bracelet was offline, the radio was down, the wall
 clock had not been set by a time service, or the hub restarted. Figures are over whole days
 (UTC days of the wall clock; a spell counts on the day it ended), the last `DAYS` of them
-before today, decided once a day when a new day begins. A wall clock that comes back from the future (a
-bad date, then NTP) drops the days it had invented.
+before today, decided once a day when a new day begins. A wall clock that comes back from
+the future (a bad date, then NTP) drops the days it had invented.
 
 A detector that asks the resident ("are you all right?") and gets an answer learns
 something no sensor told it; this measure, like `bound-any`, is about listening only.
