@@ -27,7 +27,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from hub import config as C, config_edit as E
+from hub import config as C, config_edit as E, contract
 
 DEFAULT_CONFIG = os.environ.get("CAREBEACON_HUB_CONFIG", "/etc/carebeacon/hub.toml")
 STALE_S = 15  # a status file older than this means the hub is not running
@@ -87,6 +87,29 @@ class _StoredState:
     def get_state(self, name: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
+
+
+def floor_in_force(cfg: C.Config) -> int | None:
+    """The inactivity floor the hub runs with (minutes): the platform's (kept in the store,
+    read only) over hub.toml's, over the default; None when inactivity detection is off. For
+    the installer: a device's own summary interval must be shorter (docs/inactivity.md)."""
+    from hub.home import stored_tuning
+
+    if not cfg.inactivity.enabled:
+        return None
+    tuned: dict[str, int] = {}
+    path = cfg.data_dir / "hub.db"
+    if path.exists():
+        try:
+            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+            try:
+                tuned = stored_tuning(cfg, _StoredState(db))
+            finally:
+                db.close()
+        except sqlite3.Error as e:
+            print(f"{path}: not read ({e}): the platform's inactivity floor is not checked",
+                  file=sys.stderr)
+    return {**cfg.inactivity.values, **tuned}.get("floor_min", contract.FLOOR_DEFAULT_MIN)
 
 
 def _stored_floor_problem(cfg: C.Config) -> str | None:

@@ -58,6 +58,7 @@ def test_no_kind_is_asked_before_the_board_is_erased(tmp_path, monkeypatch, caps
     (["--set", "summary_min=ten"], "summary_min"),
     (["--set", "summary_min=500"], "summary_min"),
     (["--set", "cancel_sec=20"], "Unknown setting"),
+    (["--set", "summary_min=30"], "inactivity floor (30 min)"),
     (["--board", "esp32c3-supermini-pir-am312"], "cannot be a button"),
     (["--board", "no-such-board"], "no board file"),
     (["--room", "x" * 65], "--room"),

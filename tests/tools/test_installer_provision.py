@@ -176,3 +176,29 @@ def test_device_ids_are_random_and_never_reused():
                          {"summary_min": 5})
     assert json.loads(text) == {"device_id": 0x0A1B2C3D, "key": "ab" * 16, "kind": "pir",
                                 "board": "esp32c3-supermini-pir-am312", "summary_min": 5}
+
+
+def test_a_summary_interval_not_shorter_than_the_hubs_inactivity_floor_is_refused(site):
+    """A device reports ongoing motion only in its summaries: one as long as the floor could
+    make a resident moving about look still (docs/inactivity.md). The floor in force is the
+    platform's (kept in the hub's store) over hub.toml's over the default, 30."""
+    from hub.store import Store
+
+    tmp, board = site
+    kw = {**quiet, "records_dir": tmp / "rec"}
+    with pytest.raises(InstallerError) as e:
+        P.provision(board.port, "button", tmp / "hub.toml", settings={"summary_min": 30}, **kw)
+    assert e.value.code == "bad-setting" and "floor (30 min)" in e.value.what
+    assert not load_hub(tmp / "hub.toml").devices  # refused before anything was written
+    (tmp / "hub.toml").write_text(HUB_TOML + "\n[inactivity]\nfloor_min = 60\n")
+    (tmp / "data").mkdir()
+    store = Store(tmp / "data" / "hub.db", hub_id="hub-a")
+    store.put_state("inactivity_settings", b'{"floor_min": 40}')  # the platform lowered it
+    store.close()
+    with pytest.raises(InstallerError) as e:  # under hub.toml's 60, not under the platform's
+        P.provision(board.port, "button", tmp / "hub.toml", settings={"summary_min": 45}, **kw)
+    assert "floor (40 min)" in e.value.what
+    rec = P.provision(board.port, "button", tmp / "hub.toml", settings={"summary_min": 30}, **kw)
+    assert rec["provision"]["settings"]["summary_min"] == 30
+    # inactivity detection off: no floor to keep under
+    assert P.check_request("button", None, {"summary_min": 240}, floor_min=None)

@@ -95,10 +95,11 @@ def config_text(device_id: int, key: str, kind: str, board: str, settings: dict)
 
 
 def check_request(kind: str, board: str | None, settings: dict, room: str = "",
-                  location: str = "") -> str:
+                  location: str = "", floor_min: int | None = None) -> str:
     """Everything about the request that can be refused before any board is touched: the
     kind, the board file and whether it fits the kind, the settings (the firmware's own
-    parser), room and location (the hub's limits). Returns the board file's name."""
+    parser; a summary interval shorter than the hub's inactivity floor `floor_min`), room
+    and location (the hub's limits). Returns the board file's name."""
     if kind not in DEFAULT_BOARD:
         raise E.InstallerError("no-kind", "What kind of device is it?",
                                "give --kind button, pir or bracelet")
@@ -109,6 +110,15 @@ def check_request(kind: str, board: str | None, settings: dict, room: str = "",
                                              f"(it can be: {', '.join(kinds)}).",
                                "pick the board file for this hardware with --board")
     config_text(1, "0" * 32, kind, board, settings)
+    summary = settings.get("summary_min")
+    if floor_min is not None and summary is not None and summary >= floor_min:
+        # a device reports ongoing motion only in its summaries: the hub could hear nothing
+        # of a resident moving about for a whole interval and call them still
+        raise E.InstallerError(
+            "bad-setting", f"summary_min={summary} is not shorter than the hub's inactivity "
+            f"floor ({floor_min} min): a resident moving about could look still to it.",
+            f"give summary_min below {floor_min} (default 15), or raise the floor "
+            "(docs/inactivity.md, 'The floor and the activity interval')")
     for name, value in (("room", room), ("location", location)):
         why = hubconfig.device_text_problem(name, value)
         if why:
@@ -131,7 +141,7 @@ def provision(port: str | None, kind: str, hub_config: str | Path, *, board: str
     identity.py); else the board's own /config.json is read and asked about."""
     cfg = load_hub(hub_config, secrets_file)
     settings = dict(settings or {})
-    board = check_request(kind, board, settings, room, location)
+    board = check_request(kind, board, settings, room, location, hubcli.floor_in_force(cfg))
     if identity is None:
         identity = Identity(device_id, takeover=device_id is not None and
                             ident.check_id(cfg, device_id))
