@@ -90,6 +90,14 @@ def loopback(host: str) -> bool:
     return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _tls_file_problem(p: Path, key: bool) -> str | None:
     try:
         if not p.is_file():
@@ -146,8 +154,14 @@ def platform(r: _Reader, base: Path, check_mode: bool = True, strict: bool = Tru
         if strict:
             raise why
         blocked.append(str(why))
+    host = u.hostname or ""
+    if u.scheme == "mqtt" and loopback(host) and not _is_ip(host):
+        # A loopback name is connected to as 127.0.0.1 (RFC 6761: such names are loopback):
+        # without systemd-resolved, glibc may ask DNS for "broker.localhost", and a hostile
+        # resolver's answer would take plain, unencrypted alarms off this machine.
+        host = "127.0.0.1"
     return Platform(
-        host=u.hostname or "", port=port,
+        host=host, port=port,
         unix_socket=u.path if u.scheme == "unix" else None, tls=tls,
         keepalive_s=r.get("keepalive_s", int, 60, lo=10, hi=3600),
         session_expiry_s=r.get("session_expiry_s", int, 7 * 86400, lo=60, hi=2**32 - 1),

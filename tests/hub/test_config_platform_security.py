@@ -75,6 +75,9 @@ def test_plaintext_stays_for_tests_and_the_simulator(tmp_path, url):
     p = load(write(tmp_path, url, tls="")).platform
     assert not p.tls and p.ca_file is None and p.cert_file is None and p.key_file is None
     assert p.blocked is None
+    if url.startswith("mqtt://") and not url.startswith(("mqtt://1", "mqtt://[")):
+        assert p.host == "127.0.0.1"  # a name: connected to without asking DNS
+
 
 
 @pytest.mark.parametrize(("url", "tls"), [
@@ -126,7 +129,8 @@ def run_until_started(cfg: Path) -> str:
 def test_hub_run_warns_about_a_plaintext_platform(tmp_path):
     port = free_port()  # nothing listens: an outage, as in any test without a broker
     text = run_until_started(write(tmp_path, f"mqtt://localhost:{port}", tls=""))
-    assert (f"WARNING carebeacon.config: platform mqtt://localhost:{port}: NO TLS: alarms go "
+    # (the loopback name is connected to as 127.0.0.1: no DNS asked)
+    assert (f"WARNING carebeacon.config: platform mqtt://127.0.0.1:{port}: NO TLS: alarms go "
             "unencrypted and unauthenticated") in text
 
 
