@@ -23,11 +23,10 @@ import os
 import re
 import secrets
 import shlex
-import sqlite3
 import sys
 from pathlib import Path
 
-from hub import config as C, config_edit as E, contract
+from hub import config as C, config_edit as E, stored_settings
 
 DEFAULT_CONFIG = os.environ.get("CAREBEACON_HUB_CONFIG", "/etc/carebeacon/hub.toml")
 STALE_S = 15  # a status file older than this means the hub is not running
@@ -67,7 +66,7 @@ def cmd_check(args) -> int:
     cfg = _load(args)
     from hub.uplink_tls import check_platform_tls  # TLS files loaded as the uplink loads them
     check_platform_tls(cfg)
-    problem = _stored_floor_problem(cfg)
+    problem = stored_settings.floor_problem(cfg)
     if problem:  # the hub starts anyway (an alarm hub must run) and logs the same
         raise C.ConfigError(problem)
     print(f"{cfg.path}: OK — hub {cfg.hub_id}, county {cfg.county}, household {cfg.household}, "
@@ -76,62 +75,6 @@ def cmd_check(args) -> int:
           f"{'' if cfg.platform.unix_socket else ':' + str(cfg.platform.port)}"
           f" ({'mutual TLS' if cfg.platform.tls else 'NO TLS: tests only'})")
     return 0
-
-
-class _StoredState:
-    """The store's state blobs, read only: the running hub is the store's one writer."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def get_state(self, name: str) -> bytes | None:
-        row = self.db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-
-def floor_in_force(cfg: C.Config) -> int | None:
-    """The inactivity floor the hub runs with (minutes): the platform's (kept in the store,
-    read only) over hub.toml's, over the default; None when inactivity detection is off. For
-    the installer: a device's own summary interval must be shorter (docs/inactivity.md)."""
-    from hub.home import stored_tuning
-
-    if not cfg.inactivity.enabled:
-        return None
-    tuned: dict[str, int] = {}
-    path = cfg.data_dir / "hub.db"
-    if path.exists():
-        try:
-            db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
-            try:
-                tuned = stored_tuning(cfg, _StoredState(db))
-            finally:
-                db.close()
-        except sqlite3.Error as e:
-            print(f"{path}: not read ({e}): the platform's inactivity floor is not checked",
-                  file=sys.stderr)
-    return {**cfg.inactivity.values, **tuned}.get("floor_min", contract.FLOOR_DEFAULT_MIN)
-
-
-def _stored_floor_problem(cfg: C.Config) -> str | None:
-    """hub.toml's inactivity floor against the activity intervals the platform set (kept in
-    the store, hub/device_settings.py): what `hub run` would log at start, or None."""
-    from hub.device_settings import DeviceSettings
-    from hub.home import floor_problem, stored_tuning
-
-    path = cfg.data_dir / "hub.db"
-    if not cfg.inactivity.enabled or not path.exists():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            state = _StoredState(db)
-            return floor_problem(cfg, stored_tuning(cfg, state), DeviceSettings(cfg, state))
-        finally:
-            db.close()
-    except sqlite3.Error as e:
-        print(f"{path}: not read ({e}): the platform's settings are not checked",
-              file=sys.stderr)
-        return None
 
 
 def _age(iso: str | None) -> str:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hub import cli as hubcli, config as hubconfig
+from hub import config as hubconfig, stored_settings
 from tools.installer import errors as E, flash as F, identity as ident, plan, ports
 from tools.installer.deploy import board_json
 from tools.installer.identity import Identity
@@ -59,7 +59,7 @@ def precheck(args, hub_config: str | Path) -> tuple[hubconfig.Config, str, Ident
     prerequisites(flashing=not args.skip_flash)
     cfg = load_hub(hub_config, args.secrets)
     board = check_request(args.kind, args.board, parse_settings(args.set), args.room,
-                          args.location, hubcli.floor_in_force(cfg))
+                          args.location, stored_settings.floor_in_force(cfg))
     want = Identity()
     if args.id is not None:
         want = Identity(args.id, takeover=ident.check_id(cfg, args.id))

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from firmware import config as fwconfig
-from hub import cli as hubcli, config as hubconfig
+from hub import cli as hubcli, config as hubconfig, stored_settings
 from tools.installer import errors as E, identity as ident, label, ports, records
 from tools.installer.deploy import board_json, safe_boot_hint
 from tools.installer.device import Device
@@ -141,7 +141,8 @@ def provision(port: str | None, kind: str, hub_config: str | Path, *, board: str
     identity.py); else the board's own /config.json is read and asked about."""
     cfg = load_hub(hub_config, secrets_file)
     settings = dict(settings or {})
-    board = check_request(kind, board, settings, room, location, hubcli.floor_in_force(cfg))
+    board = check_request(kind, board, settings, room, location,
+                          stored_settings.floor_in_force(cfg))
     if identity is None:
         identity = Identity(device_id, takeover=device_id is not None and
                             ident.check_id(cfg, device_id))
