@@ -12,9 +12,12 @@ time after the impact; then the cost per sample under MicroPython with an empty-
 baseline measured in the same run. Method: bench/falls/score.py and docs/fall-detection.md.
 
 Honest numbers: settings are chosen by bench/falls/tune.py's fixed grid and rule, fold A on
-the DEV subjects (SisFall SA01-SA07, UMAFall 1-6), fold B on the others. The primary figure
-is the 2-fold subject cross-validation (every subject scored by settings chosen without it);
-the held-out subjects scored by fold A's settings (what ships) are printed next to it.
+the DEV subjects (SisFall SA01-SA07, UMAFall 1-6), fold B on the others; the 2-fold subject
+cross-validation scores every subject by settings chosen without it. The waist ships fold A
+(the held-out subjects scored by it are printed too). The bracelet ships the rule's choice on
+all twelve UMAFall subjects: its primary figure is the leave-one-subject-out CV of that
+choice (bench/falls/loso.py, ~1 min), and any UMAFall subject beyond those twelve in DATA is
+scored as unseen.
 --quick: held-out subjects only, a few of SisFall's (SA08, SA09, SE01, SE02), fewer
 MicroPython samples; for the test suite. --detector FILE scores the FallDetector class of
 another file instead (e.g. an earlier version: git show REV:shared/fall.py > /tmp/f.py),
@@ -36,9 +39,11 @@ sys.path.insert(0, str(REPO))
 from bench.falls import Trial, default_data_dir, load  # noqa: E402
 from bench.falls.score import (  # noqa: E402
     DEV_SUBJECTS,
+    TUNED_ON,
     WAIST,
     WAIST_B,
     WRIST,
+    WRIST_A,
     WRIST_B,
     Summary,
     run_all,
@@ -147,6 +152,33 @@ def evaluate(dataset: str, title: str, trials: list[Trial], params: dict[str, in
     return st, cv
 
 
+def shipped(trials: list[Trial], params: dict[str, int], quick: bool, jobs: int) -> None:
+    """The bracelet's settings (chosen on every subject of TUNED_ON): in-sample, on any
+    subject they were not chosen on, and the leave-one-subject-out CV of that choice (the
+    primary wrist figure; not with --quick: it runs the whole grid, ~1 min)."""
+    tuned = TUNED_ON["umafall"]
+    seen = [t for t in trials if t.subject in tuned]
+    unseen = [t for t in trials if t.subject not in tuned]
+    print("  the bracelet's settings (%s; chosen on %s):" % (settings_text(params),
+                                                           ",".join(sorted(tuned))))
+    if seen:
+        print("    in-sample, on the subjects they were chosen on: "
+              + short(summarize(run_all(seen, params, jobs))))
+    if unseen:
+        s = summarize(run_all(unseen, params, jobs))
+        print("    UNSEEN subjects %s: %s" % (",".join(sorted({t.subject for t in unseen})),
+                                              verdict(s, GOALS["umafall"])))
+    else:
+        print("    no subject outside those in this data folder: nothing unseen to score")
+    if not quick and len({t.subject for t in seen}) > 1:
+        from bench.falls.loso import loso
+
+        cv = loso(seen, "umafall", jobs, verbose=False)
+        print("    LOSO CV (bench/falls/loso.py: each subject scored by the rule's choice on the "
+              "others): " + short(cv))
+        print("  LOSO CV: " + verdict(cv, GOALS["umafall"]))
+
+
 def mpy_cost(trials: list[Trial], params: dict[str, int], quick: bool, rate: int) -> None:
     """FallDetector.update per sample under MicroPython on UMAFall wrist streams."""
     sys.path.insert(0, str(REPO / "tests"))
@@ -232,13 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     uma = load("umafall", data, ns.rate,
                subjects=None if not ns.quick else
                sorted({"U%02d" % k for k in range(1, 13)} - DEV_SUBJECTS["umafall"]))
-    evaluate("umafall", "UMAFall WRIST tag (~20 Hz, upsampled to %d Hz), bracelet parameters"
-             % ns.rate, uma, wrist, wrist_b, {}, ns.jobs)
+    wrist_a = WRIST_A if not ns.defaults else {}
+    evaluate("umafall", "UMAFall WRIST tag (~20 Hz, upsampled to %d Hz), fold A's settings"
+             % ns.rate, uma, wrist_a, wrist_b, {}, ns.jobs)
+    if not ns.defaults:
+        shipped(uma, wrist, ns.quick, ns.jobs)
     if not ns.quick and ns.rate != 25:
         uma25 = [t for t in load("umafall", data, 25)
                  if t.subject not in DEV_SUBJECTS["umafall"]]
-        print("  the same at 25 Hz (the detector's lowest rate), held-out: "
-              + short(summarize(run_all(uma25, wrist, ns.jobs))))
+        print("  fold A's settings at 25 Hz (the detector's lowest rate), held-out: "
+              + short(summarize(run_all(uma25, wrist_a, ns.jobs))))
     if not ns.no_mpy:
         mpy_cost([t for t in uma if t.subject not in DEV_SUBJECTS["umafall"]], WRIST, ns.quick,
                  ns.rate)

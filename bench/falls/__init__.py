@@ -60,17 +60,32 @@ def cache_dir() -> Path:
     return Path(base) / "carebeacon" / "falls"
 
 
-def find_source(data_dir: str | Path, stem: str) -> Path | None:
-    """DATA/falls/<stem>.tar.xz, or an unpacked DATA/falls/<stem> folder; DATA may also be
-    the falls folder itself or the archive/folder directly."""
+def find_sources(data_dir: str | Path, base: str) -> list[Path]:
+    """Every part of data set `base` ("sisfall", "umafall"): DATA/falls/<base>[-part].tar.xz
+    or an unpacked folder of that name (the archive wins when both are there), e.g. the dev
+    subset here and a test subset beside it. DATA may also be the falls folder itself or one
+    archive or folder directly."""
     d = Path(data_dir)
+
+    def part(p: Path) -> str | None:  # "sisfall-dev" for sisfall-dev.tar.xz or a folder
+        stem = p.name[: -len(".tar.xz")] if p.name.endswith(".tar.xz") else p.name
+        if stem != base and not stem.startswith(base + "-"):
+            return None
+        return stem if p.is_dir() or p.name.endswith(".tar.xz") else None
+
+    if d.exists() and part(d):
+        return [d]
     for cand in (d, d / "falls"):
-        for p in (cand / f"{stem}.tar.xz", cand / stem):
-            if p.exists():
-                return p
-    if d.exists() and (d.name == f"{stem}.tar.xz" or d.name == stem):
-        return d
-    return None
+        if not cand.is_dir():
+            continue
+        found: dict[str, Path] = {}
+        for p in sorted(cand.iterdir()):
+            stem = part(p)
+            if stem and (stem not in found or p.name.endswith(".tar.xz")):
+                found[stem] = p
+        if found:
+            return [found[k] for k in sorted(found)]
+    return []
 
 
 def iter_files(source: Path, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
@@ -157,10 +172,20 @@ def load(dataset: str, data_dir: str | Path | None = None, rate_hz: int = 50,
     if dataset not in mods:
         raise ValueError(f"unknown data set {dataset!r} (known: {sorted(mods)})")
     mod = mods[dataset]
-    source = find_source(data_dir or default_data_dir(), mod.STEM)
-    if source is None:
-        raise FileNotFoundError(f"{mod.STEM}(.tar.xz) not found under {data_dir}")
+    data = data_dir or default_data_dir()
+    sources = find_sources(data, mod.BASE)
+    if not sources:
+        raise FileNotFoundError(f"no {mod.BASE}*.tar.xz (or folder) under {data}")
     wanted = frozenset(subjects) if subjects is not None else None
+    trials: dict[str, Trial] = {}
+    for source in sources:
+        for t in _load_source(mod, dataset, source, rate_hz, wanted, use_cache):
+            trials.setdefault(t.name, t)  # a trial in two parts is the same recording
+    return sorted(trials.values(), key=lambda t: t.name)
+
+
+def _load_source(mod, dataset: str, source: Path, rate_hz: int,
+                 wanted: frozenset[str] | None, use_cache: bool) -> list[Trial]:
     full = _cache_path(dataset, source, rate_hz, None)
     part = _cache_path(dataset, source, rate_hz, wanted)
     if use_cache:

@@ -37,14 +37,22 @@ DEV_SUBJECTS = {
 # DEV_SUBJECTS["sisfall"] by bench/falls/tune.py; up_axis=-2 is the belt device's mounting
 # (-y points up: it reads y = -1 g standing), fixed, not tuned; score_min=0: the waist keeps
 # the conjunction (no score). The wrist parameters are the FallDetector defaults (the score
-# rule), chosen on DEV_SUBJECTS["umafall"].
+# rule), chosen on every UMAFall subject (tune.py umafall --fold all; judged by
+# bench/falls/loso.py, the leave-one-subject-out CV of that choice).
 WAIST = {"score_min": 0, "impact_mg": 2000, "posture_deg": 35, "still_mg": 80,
          "still_ms": 1500, "window_ms": 10000, "up_axis": -2, "up_deg": 75, "lie_deg": 45}
 WRIST: dict[str, int] = {}  # the defaults: the bracelet constructs FallDetector(rate_hz=50)
+TUNED_ON = {  # the subjects the shipped settings were chosen on; any other is unseen
+    "sisfall": DEV_SUBJECTS["sisfall"],
+    "umafall": frozenset("U%02d" % k for k in range(1, 13)),
+}
 
-# For the 2-fold subject cross-validation only (never shipped): the same grid and rule run on
-# the held-out subjects instead (tune.py --fold B), then scored on the DEV subjects, so
-# every subject is scored once by settings chosen without it.
+# For the 2-fold subject cross-validation only (not shipped): fold A, the rule on the DEV
+# subjects (the wrist's shipped settings until the seventh round), scores the held-out ones;
+# fold B, the same grid and rule on the held-out subjects (tune.py --fold B), scores the DEV
+# subjects; so every subject is scored once by settings chosen without it.
+WRIST_A = {"score_min": 5, "impact_mg": 2750, "still_mg": 120, "still_ms": 2500,
+           "window_ms": 7500}
 WAIST_B = {"score_min": 0, "impact_mg": 2000, "posture_deg": 35, "still_mg": 120,
            "still_ms": 1500, "window_ms": 10000, "up_axis": -2, "up_deg": 75, "lie_deg": 10}
 WRIST_B = {"score_min": 4, "impact_mg": 3000, "still_mg": 50, "still_ms": 1500,

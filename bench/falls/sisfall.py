@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.falls import Trial, iter_files
 from bench.falls.resample import decimate, index_at, resample
 
-STEM = "sisfall-dev"
+BASE = "sisfall"  # sisfall-dev.tar.xz here; any sisfall-<part> beside it is read too
 RATE_HZ = 200
 MG_PER_COUNT = 1000 / 256  # ADXL345 +-16 g, 13 bits: (2 * 16 g) / 2**13 per count
 ONSET_LABEL = 2

@@ -25,6 +25,7 @@ import itertools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -73,6 +74,37 @@ def parse_grid(spec: str) -> list[dict[str, int]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
+def run_grid(trials: list[Trial], grid: list[dict[str, int]], fixed: dict[str, int],
+             jobs: int = 0) -> list[list[Outcome]]:
+    """Per grid entry, the outcome of every trial (in `trials` order). A trial whose largest
+    |a| stays below every impact_mg of the grid never alarms: only the others are run
+    (exact, and 2-3 times faster)."""
+    low = min(p.get("impact_mg", fixed.get("impact_mg", 2750)) for p in grid) ** 2
+    busy = [i for i, t in enumerate(trials) if peak2(t) >= low]
+    table = []
+    for params in grid:
+        row = [Outcome(t, []) for t in trials]
+        for i, o in zip(busy, run_all([trials[i] for i in busy], fixed | params, jobs)):
+            row[i] = o
+        table.append(row)
+    return table
+
+
+def rank(table: list[list[Outcome]], grid: list[dict[str, int]], goal: float,
+         keep: Callable[[Trial], bool] = lambda t: True) -> list[tuple]:
+    """The rule, on the trials `keep` selects: (over the FA goal, -sensitivity, FA share,
+    median delay, grid index, settings, Summary), best first."""
+    ranked = []
+    for k, (params, row) in enumerate(zip(grid, table)):
+        s = summarize([o for o in row if keep(o.trial)])
+        delays = s.fall_all.delays or s.fall_all.decisions
+        med = statistics.median(delays) if delays else 99.0
+        ranked.append((s.adl_all.share > goal, -s.fall_all.share, s.adl_all.share, med, k,
+                       params, s))
+    ranked.sort(key=lambda r: r[:5])
+    return ranked
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", choices=sorted(GOAL_FA))
@@ -83,34 +115,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed", default=None, help="settings kept for every grid point, e.g. "
                     '"settle_ms=1000 window_ms=10000" (default: FIXED)')
     ap.add_argument("--top", type=int, default=15)
-    ap.add_argument("--fold", choices=("A", "B"), default="A")
+    ap.add_argument("--fold", choices=("A", "B", "all"), default="A",
+                    help="A: the DEV subjects, B: the others, all: every subject")
     ns = ap.parse_args(argv)
     t_start = time.time()
     dev = DEV_SUBJECTS[ns.dataset]
     if ns.fold == "A":
         trials = load(ns.dataset, ns.data, ns.rate, subjects=dev)
-    else:
+    elif ns.fold == "B":
         trials = [t for t in load(ns.dataset, ns.data, ns.rate) if t.subject not in dev]
+    else:
+        trials = load(ns.dataset, ns.data, ns.rate)
     spec = ns.fixed if ns.fixed is not None else FIXED[ns.dataset]
     fixed = parse_grid(spec)[0] if spec else {}
     grid = parse_grid(ns.grid or GRIDS[ns.dataset])
-    # A trial whose largest |a| stays below every impact_mg of the grid never alarms: run
-    # only the others (exact, and 2-3 times faster).
-    low = min(p.get("impact_mg", fixed.get("impact_mg", 2750)) for p in grid) ** 2
-    quiet = [t for t in trials if peak2(t) < low]
-    busy = [t for t in trials if peak2(t) >= low]
     goal = GOAL_FA[ns.dataset]
     print("tune %s, fold %s: %d trials (%s) at %d Hz, %d settings, goal FA <= %.0f %%"
           % (ns.dataset, ns.fold, len(trials), ",".join(sorted({t.subject for t in trials})),
              ns.rate, len(grid), 100 * goal))
-    ranked = []
-    for k, params in enumerate(grid):
-        s = summarize(run_all(busy, fixed | params, ns.jobs) + [Outcome(t, []) for t in quiet])
-        delays = s.fall_all.delays or s.fall_all.decisions
-        med = statistics.median(delays) if delays else 99.0
-        ranked.append((s.adl_all.share > goal, -s.fall_all.share, s.adl_all.share, med, k,
-                       params, s))
-    ranked.sort(key=lambda r: r[:5])
+    ranked = rank(run_grid(trials, grid, fixed, ns.jobs), grid, goal)
     print("%-4s %-66s %7s %7s %6s" % ("rank", "settings", "sens", "FA", "delay"))
     for i, (_over, _ns, fa, med, _k, params, s) in enumerate(ranked[: ns.top]):
         text = " ".join("%s=%d" % kv for kv in params.items())

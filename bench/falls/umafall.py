@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.falls import Trial, iter_files
 from bench.falls.resample import gaps_over, resample
 
-STEM = "umafall-dev"
+BASE = "umafall"  # umafall-dev.tar.xz here; any umafall-<part> beside it is read too
 POSITION = "WRIST"  # closest to the bracelet
 ACCEL = 0  # "Sensor_Type: Accelerometer = 0"
 GAP_MS = 200  # a hole of more than four ~50 ms periods counts as a gap

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.falls import Trial, find_source, load, sisfall, umafall
+from bench.falls import Trial, find_sources, load, sisfall, umafall
 from bench.falls.resample import decimate, gaps_over, index_at, resample
 from bench.falls.score import Outcome, summarize
 
@@ -112,7 +112,7 @@ def test_sisfall_from_an_archive_equals_the_folder(tmp_path):
     archive.parent.mkdir(parents=True)
     with tarfile.open(archive, "w:xz") as tar:
         tar.add(tmp_path / "src" / "sisfall", arcname="sisfall")
-    assert find_source(tmp_path / "data", "sisfall-dev") == archive
+    assert find_sources(tmp_path / "data", "sisfall") == [archive]
     from_tar = load("sisfall", tmp_path / "data", 50)
     (tmp_path / "src" / "sisfall").rename(tmp_path / "src" / "sisfall-dev")
     from_dir = load("sisfall", tmp_path / "src", 50, use_cache=False)
@@ -169,6 +169,44 @@ def test_umafall_reads_the_wrist_accelerometer_only(tmp_path):
     assert xs[0] == 0 and xs[1] == 100 and xs[-1] == 640
     assert set(fall.xyz[2::3]) == {1000}
     assert set(lying.xyz[0::3]) == {5000}, "the header decides which sensor is the wrist"
+
+
+def test_every_part_of_a_data_set_is_read_and_an_archive_wins_over_its_folder(tmp_path):
+    # A data folder holding the dev subset and a test subset beside it (the archives here
+    # are a "dev" subset): both are read; an unpacked copy of an archive is not read twice.
+    falls = tmp_path / "falls"
+    dev, test = falls / "umafall-dev", falls / "umafall-test"
+    dev.mkdir(parents=True)
+    test.mkdir()
+    (dev / "UMAFall_Subject_07_Fall_lateralFall_3_2016-06-13_13-18-13.csv").write_text(
+        _uma_text())
+    (test / "UMAFall_Subject_15_ADL_Walking_1_2016-06-10_17-34-45.csv").write_text(_uma_text())
+    (falls / "umafall_notes.txt").write_text("not a part")
+    (falls / "umafalls-old").mkdir()  # another name that merely starts alike
+    assert find_sources(tmp_path, "umafall") == [dev, test]
+    assert [t.subject for t in load("umafall", tmp_path, 25)] == ["U07", "U15"]
+    with tarfile.open(falls / "umafall-dev.tar.xz", "w:xz") as tar:
+        tar.add(dev, arcname="umafall-dev")
+    assert find_sources(tmp_path, "umafall") == [falls / "umafall-dev.tar.xz", test]
+    assert find_sources(test, "umafall") == [test], "one part named directly"
+    assert find_sources(tmp_path / "nowhere", "umafall") == []
+    with pytest.raises(FileNotFoundError, match="umafall"):
+        load("umafall", tmp_path / "nowhere")
+
+
+def test_the_bracelets_settings_score_subjects_they_were_not_chosen_on_as_unseen(capsys):
+    from bench.fall_eval import shipped
+    from bench.falls.score import TUNED_ON
+
+    assert "U15" not in TUNED_ON["umafall"]
+    trials = [Trial("UMAFall", s, "adl", "Walking", 1, 50, array("h", [0, 0, 1000] * 100))
+              for s in ("U03", "U15")]
+    shipped(trials, {}, quick=True, jobs=1)
+    out = capsys.readouterr().out
+    assert "in-sample, on the subjects they were chosen on: falls 0/0" in out
+    assert "UNSEEN subjects U15: sensitivity" in out, out
+    shipped(trials[:1], {}, quick=True, jobs=1)
+    assert "nothing unseen to score" in capsys.readouterr().out
 
 
 def test_umafall_without_a_wrist_sensor_is_an_error():
@@ -229,3 +267,26 @@ def test_quick_eval_on_the_real_data(monkeypatch):
     cost = [line.split() for line in out.splitlines() if line.strip().startswith(("activ", "fall"))
             and "fuel" in line]
     assert cost and all(float(f[-1]) == 0.0 for f in cost), "bytes per sample must be 0\n" + out
+
+
+def test_leave_one_subject_out_scores_each_subject_by_the_rule_on_the_others(monkeypatch):
+    # Two settings: "loose" finds every fall but alarms on S3's activity; "strict" misses
+    # S2's fall and never alarms. The rule (FA <= goal, then sensitivity) picks loose only
+    # where S3's alarm is left out, i.e. when S3 itself is scored.
+    from bench.falls import loso as loso_mod, tune
+
+    def trial(subject, kind):
+        return Trial("UMAFall", subject, kind, "X", 1, 50, array("h"))
+
+    trials = [trial("S1", "fall"), trial("S2", "fall"), trial("S3", "adl"), trial("S1", "adl")]
+    loose = [Outcome(trials[0], [(1, 0)]), Outcome(trials[1], [(1, 0)]),
+             Outcome(trials[2], [(1, 0)]), Outcome(trials[3], [])]
+    strict = [Outcome(trials[0], [(1, 0)]), Outcome(trials[1], []),
+              Outcome(trials[2], []), Outcome(trials[3], [])]
+    grid = [{"score_min": 4}, {"score_min": 5}]
+    monkeypatch.setitem(tune.GRIDS, "umafall", "score_min=4,5")
+    assert tune.rank([loose, strict], grid, 0.03)[0][5] == {"score_min": 5}
+    cv = loso_mod.loso(trials, "umafall", table=[loose, strict], verbose=False)
+    # S1 and S2 scored by strict (chosen with S3's alarm in), S3 by loose
+    assert (cv.fall_all.hits, cv.fall_all.n) == (1, 2)
+    assert (cv.adl_all.hits, cv.adl_all.n) == (1, 2)
