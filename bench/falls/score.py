@@ -10,8 +10,8 @@
 - **Delay** = emission of the first qualifying EV_FALL - labelled onset (SisFall only);
   **decision time** = emission - the impact the detector dated the fall at (all sets).
 
-Subject splits for honest tuning (docs/fall-detection.md): parameters are chosen on DEV
-subjects only and reported on the others (TEST).
+Subject splits for honest tuning (docs/fall-detection.md): every figure scores a subject
+with settings chosen without it (2-fold: DEV / the others; LOSO: bench/falls/loso.py).
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""Choose FallDetector parameters on the DEV subjects of one data set (grid search).
+"""Choose FallDetector parameters on a set of subjects of one data set (grid search).
 
     .venv/bin/python bench/falls/tune.py sisfall|umafall [DATA] [--rate 50] [--jobs N]
-        [--grid "impact_mg=2000,2500,3000 posture_deg=30,45,60"] [--top 15] [--fold B]
+        [--grid "impact_mg=2000,2500,3000 posture_deg=30,45,60"] [--top 15] [--fold A|B|all]
 
-Fold A (the default) loads only the DEV subjects (bench/falls/score.py): the held-out
-subjects are never seen here; its result is what the bracelet ships (wrist) and what
-bench/fall_eval.py reports (waist). Fold B tunes on the other subjects instead (the
-held-out ones) with the same grid and rule, for the 2-fold subject cross-validation that
-fall_eval.py also reports: every subject is then scored once by settings tuned without it.
+Fold A (the default) loads only the DEV subjects (bench/falls/score.py): what the waist
+ships (WAIST) and half of the 2-fold subject cross-validation. Fold B tunes on the other
+subjects with the same grid and rule, the other half: every subject is then scored once by
+settings tuned without it. `--fold all` tunes on every subject: what the bracelet ships
+(the FallDetector defaults), judged by bench/falls/loso.py's leave-one-subject-out CV.
 Rule, fixed before looking at the results (docs/fall-detection.md):
-  1. keep the settings whose false-alarm share on DEV is at most the goal (2 % SisFall,
-     3 % UMAFall);
+  1. keep the settings whose false-alarm share on the tuning subjects is at most the goal
+     (2 % SisFall, 3 % UMAFall);
   2. among them the highest sensitivity; ties: fewer false alarms, then the shorter median
      delay (decision time where there are no onset labels), then the earlier grid entry
      (the grids list the plain, default-like values first).
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    100 * fa, med))
     best = ranked[0]
     print("best:", " ".join("%s=%d" % kv for kv in (fixed | best[5]).items()),
-          "(meets the FA goal on DEV)" if not best[0] else "(NO setting meets the FA goal)")
+          "(meets the FA goal on the tuning subjects)" if not best[0]
+          else "(NO setting meets the FA goal)")
     print("tuning took %.0f s" % (time.time() - t_start))
     return 0
 
