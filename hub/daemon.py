@@ -186,11 +186,12 @@ class Daemon:
                 core.faults[identity.IDENTITY_IN_USE] = identity.TEXT
         change = self._identity.step(time.monotonic(), bool(up and up.identity_in_use),
                                      bool(up and up.connected))
-        if change > 0:  # the event first: a crash between raises it again, never loses it
-            core.hub_fault(identity.IDENTITY_IN_USE, identity.TEXT)
-            self.store.put_state(identity.STATE, b"1")
+        if change > 0:  # the state is committed with the event: a crash cannot split them
+            core.hub_fault(identity.IDENTITY_IN_USE, identity.TEXT,
+                           states={identity.STATE: b"1"})
+            self.store.put_state(identity.STATE, b"1")  # (no event if already in force)
         elif change < 0:
-            core.hub_fault_cleared(identity.IDENTITY_IN_USE)
+            core.hub_fault_cleared(identity.IDENTITY_IN_USE, states={identity.STATE: b"0"})
             self.store.put_state(identity.STATE, b"0")
 
     def _guarded(self, what: str, fn) -> None:

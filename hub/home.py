@@ -288,12 +288,14 @@ class HomeWatch:
     def _decide_coverage(self) -> None:
         """Once a day: is this home seen often enough for a fast stillness alarm?"""
         verdict, fig = self.coverage.decide(), self.coverage.figure()
+        # the decision is stored with its event: a crash cannot send it twice or lose it
+        states = {"coverage": self.coverage.to_json()}
         if verdict > 0 and fig:
-            self.core.hub_fault(SENSOR_COVERAGE, fault_text(fig))
+            self.core.hub_fault(SENSOR_COVERAGE, fault_text(fig), states=states)
         elif verdict < 0:
             log.info("sensor coverage: an emergency would now go unseen %d min on average",
                      fig["unseen_mean_min"] if fig else -1)
-            self.core.hub_fault_cleared(SENSOR_COVERAGE)
+            self.core.hub_fault_cleared(SENSOR_COVERAGE, states=states)
         if verdict:
             self.save(self.core.clock.mono_ms())
 
@@ -314,8 +316,9 @@ class HomeWatch:
         if self.detector is None:
             if self._coverage_off:
                 self._coverage_off = False
-                self.core.hub_fault_cleared(SENSOR_COVERAGE)  # first: a crash repeats it
-                self.store.put_state("coverage", Coverage().to_json())
+                fresh = {"coverage": Coverage().to_json()}
+                self.core.hub_fault_cleared(SENSOR_COVERAGE, states=fresh)
+                self.store.put_state("coverage", fresh["coverage"])
             return
         ev = self.detector.tick(now & _TICKS, self._tod())
         ev |= self._bracelet_away(now)

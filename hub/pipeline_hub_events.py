@@ -128,11 +128,14 @@ class HubEvents:
         return n
 
     def hub_fault(
-        self, code: int, text: str, device: int | None = None, *, alarm: bool = False
+        self, code: int, text: str, device: int | None = None, *, alarm: bool = False,
+        states: dict[str, bytes] | None = None,
     ) -> None:
         """Raise hub fault `code`. `alarm`: an elder's alarm may be lost with it, so it goes
         out at an alarm's priority (FAULT_ALARM_PRIORITY: an operator calls the elder) and
-        is stored alarm-class (forwarded first, never evicted)."""
+        is stored alarm-class (forwarded first, never evicted). `states`: blobs committed
+        with the event (what says the fault is raised: a crash cannot keep one without the
+        other); nothing is written when the fault is already in force with this text."""
         log.error("fault %s: %s", contract.HUB_FAULTS.get(code, code), text)
         if device is None and self.faults.get(code) == text:
             return
@@ -144,9 +147,12 @@ class HubEvents:
             E.H_FAULT_ALARM if alarm else E.H_FAULT,
             E.Mapped("fault", fault=fault, priority=priority),
             device=device,
+            states_for=None if states is None else lambda ref: states,
         )
 
-    def hub_fault_cleared(self, code: int) -> None:
+    def hub_fault_cleared(self, code: int, states: dict[str, bytes] | None = None) -> None:
+        """The restoral of hub fault `code` if it is in force; `states` as for hub_fault."""
         if self.faults.pop(code, None) is not None:
             log.info("fault %s cleared", contract.HUB_FAULTS.get(code, code))
-            self.hub_event(E.H_RESTORAL, E.Mapped("restoral", fault={"code": code}))
+            self.hub_event(E.H_RESTORAL, E.Mapped("restoral", fault={"code": code}),
+                           states_for=None if states is None else lambda ref: states)

@@ -106,3 +106,19 @@ def test_restart_keeps_replay_windows_and_hub_sequence(home):
     assert home.core.hub_seq == hub_seq
     home.core.hub_fault(207, "another")
     assert home.core.hub_seq == hub_seq + 1
+
+
+def test_a_faults_state_is_committed_with_its_event_and_only_then(home):
+    # hub faults 210 and 211 keep "raised" in a store state: written in the event's own
+    # commit, so a crash cannot keep the event without it; a fault already in force with the
+    # same text sends nothing and writes nothing.
+    home.core.hub_fault(211, "in use", states={"identity_in_use": b"1"})
+    assert home.store.get_state("identity_in_use") == b"1"
+    home.store.put_state("identity_in_use", b"x")
+    home.core.hub_fault(211, "in use", states={"identity_in_use": b"1"})
+    assert home.store.get_state("identity_in_use") == b"x" and len(home.pub.events) == 1
+    home.core.hub_fault_cleared(211, states={"identity_in_use": b"0"})
+    assert home.store.get_state("identity_in_use") == b"0"
+    assert [m["type"] for _, m in home.pub.events] == ["fault", "restoral"]
+    home.core.hub_fault_cleared(211, states={"identity_in_use": b"y"})  # not in force
+    assert home.store.get_state("identity_in_use") == b"0" and len(home.pub.events) == 2

@@ -226,3 +226,27 @@ def test_silences_while_no_time_service_set_the_clock_do_not_count(home):
     home.clock.synced = lambda: False  # a Pi without RTC and no internet: any date
     _live(home, 6, _mornings_only)
     assert not _faults(home) and home.core.home.coverage.figure() is None
+
+
+def test_a_crash_right_after_the_fault_is_stored_does_not_raise_it_again(home, monkeypatch):
+    # The hub dies after fault 210's event is committed and before anything else is written:
+    # the decision was committed with the event, so the restarted hub knows the fault is in
+    # force and neither repeats it the next day nor forgets to send its restoral.
+    real = home.store.put_state
+
+    def dies_saving_a_raised_fault(key, blob):
+        if key == "coverage" and json.loads(blob)["raised"]:
+            raise SystemExit("power cut")
+        real(key, blob)
+
+    monkeypatch.setattr(home.store, "put_state", dies_saving_a_raised_fault)
+    with pytest.raises(SystemExit):
+        _live(home, 6, _mornings_only)
+    assert len(_faults(home)) == 1
+    monkeypatch.undo()
+    home.restart()
+    assert home.core.faults.get(SENSOR_COVERAGE), "restored as in force"
+    _live(home, 2, _mornings_only)
+    assert len(_faults(home)) == 1, "not raised a second time"
+    _live(home, 9, _all_day)
+    assert len(_faults(home, "restoral")) == 1
