@@ -38,6 +38,7 @@ from bleak.exc import BleakError
 from dbus_fast.errors import DBusError
 
 from hub.radio_ack import ACK_UUID, BACKOFF_S, SERVICE_UUID, AckSender
+from hub.radio_adapter import choose_adapter
 from hub.radio_bluez import (
     AdapterInfo,
     BlueZCallError,
@@ -324,28 +325,14 @@ class Radio:
     async def _find_adapter(self) -> AdapterInfo | None:
         """The adapter to use: the one we used before (by MAC, whatever its name now), else the
         configured name, else the only adapter there is. None (health no_adapter) if none."""
-        adapters = await self._bluez.adapters()
-        by_mac = [a for a in adapters.values() if self._mac and a.address == self._mac]
-        if by_mac:
-            chosen = by_mac[0]
-        elif self.adapter in adapters:
-            chosen = adapters[self.adapter]
-        elif len(adapters) == 1:
-            (chosen,) = adapters.values()
-            log.warning(
-                "adapter %s not found; using the only adapter, %s (%s)",
-                self.adapter,
-                chosen.name,
-                chosen.address,
-            )
-        else:
-            wanted = self._name or self.adapter
-            if self._mac:
-                wanted += f" ({self._mac})"
-            present = ", ".join(sorted(adapters)) or "none"
+        chosen, note = choose_adapter(await self._bluez.adapters(), self.adapter, self._mac,
+                                      self._name)
+        if chosen is None:
             self._devices.clear()
-            self._h.set("no_adapter", f"adapter {wanted} not found; adapters present: {present}")
+            self._h.set("no_adapter", note)
             return None
+        if note:
+            log.warning("%s", note)
         if self._name is not None and chosen.name != self._name:
             log.warning("adapter %s is now %s", self._name, chosen.name)
             self._devices.clear()  # their BLEDevices name the old adapter's object paths
