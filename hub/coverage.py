@@ -42,7 +42,10 @@ class Coverage:
         self._days: dict[int, list[float]] = {}
         self._last: int | None = None  # mono ms of the last input this run
         self._tainted = False
-        self.raised = False  # fault 210 in force (kept across restarts)
+        # fault 210 in force (kept across restarts); None: unknown (the stored flag could
+        # not be read), so the next verdict either way is sent: a fault already on the
+        # platform still gets its restoral, one never sent is still raised
+        self.raised: bool | None = False
 
     # -- inputs ---------------------------------------------------------------------------
     def input(self, mono_ms: int, wall_ms: int) -> bool:
@@ -89,10 +92,10 @@ class Coverage:
         fig = self.figure()
         if fig is None:
             return 0
-        if not self.raised and fig["unseen_mean_min"] > RAISE_MIN:
+        if self.raised is not True and fig["unseen_mean_min"] > RAISE_MIN:
             self.raised = True
             return 1
-        if self.raised and fig["unseen_mean_min"] <= CLEAR_MIN:
+        if self.raised is not False and fig["unseen_mean_min"] <= CLEAR_MIN:
             self.raised = False
             return -1
         return 0
@@ -107,7 +110,8 @@ class Coverage:
     def from_json(cls, blob: bytes) -> Coverage:
         """ValueError if unusable. The spell going on at a restart is not continued."""
         doc = json.loads(blob)
-        if not isinstance(doc, dict) or doc.get("v") != 1 or type(doc.get("raised")) is not bool:
+        if not isinstance(doc, dict) or doc.get("v") != 1 or (
+                doc.get("raised") is not None and type(doc.get("raised")) is not bool):
             raise ValueError("coverage: unknown layout")
         cov = cls()
         cov.raised = doc["raised"]
@@ -124,6 +128,10 @@ class Coverage:
 
 def day_of(wall_ms: int) -> int:
     return wall_ms // _DAY_MS
+
+
+UNKNOWN_TEXT = ("whether this home's sensors leave the resident unseen too long is unknown "
+                "(its stored state was unreadable): measuring afresh")
 
 
 def fault_text(fig: dict | None) -> str:

@@ -181,9 +181,13 @@ class Daemon:
         delayed while the two knock each other off). Sent when the hub holds the connection."""
         core, up = self.core, self.uplink
         if self._identity is None:  # raised before a restart: still in force, not sent again
-            self._identity = IdentityWatch(self.store.get_state(identity.STATE) == b"1")
+            blob = self.store.get_state(identity.STATE)
+            self._identity = IdentityWatch(identity.stored_flag(blob))
             if self._identity.raised:
                 core.faults[identity.IDENTITY_IN_USE] = identity.TEXT
+            elif self._identity.raised is None:  # a clear sends a restoral, a raise a fault
+                log.error("fault 211's stored state is unreadable (%r): watching afresh", blob)
+                core.faults[identity.IDENTITY_IN_USE] = identity.UNKNOWN_TEXT
         change = self._identity.step(time.monotonic(), bool(up and up.identity_in_use),
                                      bool(up and up.connected))
         if change > 0:  # the state is committed with the event: a crash cannot split them

@@ -36,7 +36,7 @@ import json
 import logging
 
 from hub import contract, events as E
-from hub.coverage import SENSOR_COVERAGE, Coverage, day_of, fault_text
+from hub.coverage import SENSOR_COVERAGE, UNKNOWN_TEXT, Coverage, day_of, fault_text
 from hub.store_types import HUB_SELF
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
@@ -170,7 +170,7 @@ class HomeWatch:
         self.offline: set[int] = set()
         self.coverage = self._load_coverage()
         # fault 210 raised before inactivity was turned off: cleared at the first tick
-        self._coverage_off = self.detector is None and self.coverage.raised
+        self._coverage_off = self.detector is None and self.coverage.raised is not False
         if self.detector is None:
             self.coverage = None
 
@@ -182,10 +182,13 @@ class HomeWatch:
                 cov = Coverage.from_json(blob)
             except Exception as e:  # (an advisory measure must never keep the hub from starting)
                 log.error("sensor coverage figures in the store are unusable (%s): measuring "
-                          "afresh", e)
+                          "afresh; whether fault 210 is in force is unknown until then", e)
+                cov.raised = None
         if cov.raised:  # still in force: a clear after this restart sends its restoral
             self.core.faults[SENSOR_COVERAGE] = fault_text(
                 cov.figure(day_of(self.core.clock.wall_ms())))
+        elif cov.raised is None:  # maybe in force: a clear sends a restoral, a raise a fault
+            self.core.faults[SENSOR_COVERAGE] = UNKNOWN_TEXT
         return cov
 
     def _resume(self, ref: str | None, left: int | None, now: int) -> None:

@@ -17,11 +17,19 @@ TEXT = (
     "another client connects with this hub's certificate and key (a cloned SD card, a copied"
     " key): find it, or revoke the certificate and issue the hub a new one"
 )
-STATE = "identity_in_use"  # store state entry: b"1" while raised
+STATE = "identity_in_use"  # store state entry: b"1" while raised, b"0" once cleared
+UNKNOWN_TEXT = ("whether another client uses this hub's identity is unknown (its stored state "
+                "was unreadable): watching afresh")
+
+
+def stored_flag(blob: bytes | None) -> bool | None:
+    """The raised flag from the store entry; None (unknown) for anything unreadable."""
+    return {None: False, b"0": False, b"1": True}.get(blob)
 
 
 class IdentityWatch:
-    def __init__(self, raised: bool = False) -> None:
+    def __init__(self, raised: bool | None = False) -> None:
+        # None: unknown (the stored flag was unreadable): the next verdict either way is sent
         self.raised = raised
         self._quiet = 0.0  # seconds connected without a takeover since the last one
         self._last: float | None = None  # the previous step's time
@@ -32,11 +40,11 @@ class IdentityWatch:
         self._last = now_s
         if taken:
             self._quiet = 0.0
-            if not self.raised:
+            if self.raised is not True:
                 self.raised = True
                 return 1
             return 0
-        if self.raised and connected:
+        if self.raised is not False and connected:
             self._quiet += max(0.0, now_s - last)
             if self._quiet >= HOLD_S:
                 self.raised = False

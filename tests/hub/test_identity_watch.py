@@ -4,7 +4,7 @@ used now and then, and kept across a restart."""
 
 from __future__ import annotations
 
-from hub.identity_watch import HOLD_S, IdentityWatch
+from hub.identity_watch import HOLD_S, IdentityWatch, stored_flag
 
 
 def run(w: IdentityWatch, start: float, seconds: float, taken: bool, connected: bool = True):
@@ -49,3 +49,13 @@ def test_a_restart_keeps_it_raised_and_clears_it_later():
     w = IdentityWatch(raised=True)  # from the store
     assert run(w, 1000, 60, taken=False) == []  # not raised again
     assert run(w, 1060, HOLD_S, taken=False)[-1][1] == -1
+
+
+def test_an_unreadable_stored_flag_sends_the_next_verdict_either_way():
+    assert [stored_flag(b) for b in (None, b"0", b"1", b"", b"yes")] == [
+        False, False, True, None, None]
+    w = IdentityWatch(None)  # maybe raised: an hour connected without a takeover clears it
+    ((_, change),) = run(w, 0, HOLD_S + 5, taken=False)
+    assert change == -1 and w.raised is False
+    w = IdentityWatch(None)  # maybe not raised: a takeover raises it
+    assert run(w, 0, 10, taken=True) == [(0, 1)]

@@ -174,7 +174,31 @@ def test_days_with_nothing_measured_leave_no_stale_figure():
 def test_a_stored_figure_with_infinity_is_refused_and_the_hub_still_starts(home):
     home.store.put_state("coverage", b'{"v":1,"raised":true,"days":{"1":[Infinity,1,1]}}')
     home.restart()
-    assert home.core.home.coverage.figure() is None and not home.core.home.coverage.raised
+    assert home.core.home.coverage.figure() is None
+    assert home.core.home.coverage.raised is None, "whether it was raised is unknown"
+
+
+def test_an_unreadable_state_still_gets_a_raised_fault_its_restoral(home):
+    # Fault 210 went out, then its stored state became unreadable: the restarted hub cannot
+    # know it is in force, so the next verdict is sent whichever way it goes: here a restoral
+    # (the county's console would otherwise show the fault for ever), once.
+    _live(home, 5, _mornings_only)
+    assert len(_faults(home)) == 1
+    home.store.put_state("coverage", b"\x00 not json")
+    home.restart()
+    assert "unknown" in home.core.faults[SENSOR_COVERAGE]
+    _live(home, 9, _all_day)
+    assert len(_faults(home, "restoral")) == 1 and len(_faults(home)) == 1
+    assert json.loads(home.store.get_state("coverage"))["raised"] is False
+
+
+def test_an_unreadable_state_in_a_poorly_seen_home_raises_the_fault(home):
+    home.store.put_state("coverage", b'{"v":2}')
+    home.restart()
+    _live(home, 6, _mornings_only)
+    assert len(_faults(home)) == 1 and not _faults(home, "restoral")
+    home.restart()  # unknown is over: the stored state says raised
+    assert home.core.home.coverage.raised is True
 
 
 def test_a_button_offline_or_a_scan_restart_do_not_stop_the_measure_a_pir_offline_does(home):
