@@ -151,7 +151,8 @@ class ReplayChecks:
         if more is None:
             self.counters["seq_reused_unreported"] += 1
             return "reused"
-        before = "a number seen before with nothing stored"  # (at most 191 characters)
+        # (at most 191 characters in all)
+        before = "a number used before, its frame not in the store"
         if was is not None:
             before = f"the number of an earlier {frame_name(was)}"
         self.hub_fault(

@@ -137,7 +137,7 @@ def test_an_alarm_under_the_number_of_a_pruned_routine_frame_is_raised(home):
     assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 7, F.T_SOS), -60) == "reused"
     assert len(acks) == n
     [fault] = reused_faults(home)
-    assert fault["priority"] == 1 and "with nothing stored" in fault["fault"]["text"]
+    assert fault["priority"] == 1 and "its frame not in the store" in fault["fault"]["text"]
 
 
 def test_a_recording_of_a_reused_frame_replayed_later_is_no_sign_of_life(home):
