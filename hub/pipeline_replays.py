@@ -151,7 +151,7 @@ class ReplayChecks:
         if more is None:
             self.counters["seq_reused_unreported"] += 1
             return "reused"
-        # (at most 191 characters in all)
+        # (at most ~192 characters in all, under the 200 a fault text keeps)
         before = "a number used before, its frame not in the store"
         if was is not None:
             before = f"the number of an earlier {frame_name(was)}"
