@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.falls import Trial, default_data_dir, load  # noqa: E402
+from bench.falls import Skipped, Trial, default_data_dir, load  # noqa: E402
 from bench.falls.score import (  # noqa: E402
     DEV_SUBJECTS,
     TUNED_ON,
@@ -152,6 +152,14 @@ def evaluate(dataset: str, title: str, trials: list[Trial], params: dict[str, in
     return st, cv
 
 
+def report_skipped(dataset: str, bad: list[Skipped]) -> None:
+    """Files left out because they cannot be used: counted and named, never silently."""
+    if bad:
+        print("\n%s: %d file(s) left out, not scored: %s%s" % (
+            dataset, len(bad), "; ".join(str(k) for k in bad[:5]),
+            "; ..." if len(bad) > 5 else ""))
+
+
 def shipped(trials: list[Trial], params: dict[str, int], quick: bool, jobs: int) -> None:
     """The bracelet's settings (chosen on every subject of TUNED_ON): in-sample, on any
     subject they were not chosen on, and the leave-one-subject-out CV of that choice (the
@@ -255,15 +263,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print("fall_eval: data %s, detector rate %d Hz%s" % (data, ns.rate,
                                                           ", QUICK subset" if ns.quick else ""))
-    sis = load("sisfall", data, ns.rate, subjects=QUICK_SISFALL if ns.quick else None)
+    bad: list[Skipped] = []
+    sis = load("sisfall", data, ns.rate, subjects=QUICK_SISFALL if ns.quick else None,
+               skipped=bad)
+    report_skipped("SisFall", bad)
     evaluate("sisfall", "SisFall (waist device), waist parameters", sis, waist, waist_b,
              ACTIVITIES, ns.jobs)
     if not ns.quick and not ns.defaults:  # chosen on UMAFall: all SisFall is out of sample
         print("  for reference, the bracelet's wrist settings (chosen on UMAFall, never on "
               "SisFall), all subjects: " + short(summarize(run_all(sis, wrist, ns.jobs))))
+    bad = []
     uma = load("umafall", data, ns.rate,
                subjects=None if not ns.quick else
-               sorted({"U%02d" % k for k in range(1, 13)} - DEV_SUBJECTS["umafall"]))
+               sorted({"U%02d" % k for k in range(1, 13)} - DEV_SUBJECTS["umafall"]),
+               skipped=bad)
+    report_skipped("UMAFall", bad)
     wrist_a = WRIST_A if not ns.defaults else {}
     evaluate("umafall", "UMAFall WRIST tag (~20 Hz, upsampled to %d Hz), fold A's settings"
              % ns.rate, uma, wrist_a, wrist_b, {}, ns.jobs)

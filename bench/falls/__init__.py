@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-LOADER_VERSION = 1  # bump when parsing or resampling changes: old cache entries are ignored
+LOADER_VERSION = 2  # bump when parsing, resampling or the cache layout change (old entries ignored)
 
 
 @dataclass
@@ -130,17 +130,27 @@ def _cache_path(dataset: str, source: Path, rate_hz: int,
     return cache_dir() / f"{dataset}-{rate_hz}hz-{digest}.bin"
 
 
-def _write_cache(path: Path, trials: list[Trial]) -> None:
+class Skipped(ValueError):
+    """A file of the data set that cannot be used, yielded (not raised) by a loader so that
+    one bad recording does not stop the evaluation: its name and why are reported."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+def _write_cache(path: Path, trials: list[Trial], skipped: list[Skipped]) -> None:
     meta = [
         {k: getattr(t, k) for k in ("dataset", "subject", "kind", "activity", "trial",
                                       "rate_hz", "onset", "name", "gaps")} | {"n3": len(t.xyz)}
         for t in trials
     ]
+    head = {"trials": meta, "skipped": [[k.name, k.reason] for k in skipped]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            f.write(json.dumps(meta).encode() + b"\n")
+            f.write(json.dumps(head).encode() + b"\n")
             for t in trials:
                 f.write(t.xyz.tobytes())
         os.replace(tmp, path)
@@ -148,24 +158,26 @@ def _write_cache(path: Path, trials: list[Trial]) -> None:
         pass  # read-only home: parse every time
 
 
-def _read_cache(path: Path) -> list[Trial] | None:
+def _read_cache(path: Path) -> tuple[list[Trial], list[Skipped]] | None:
     try:
         with open(path, "rb") as f:
-            meta = json.loads(f.readline())
+            head = json.loads(f.readline())
             trials = []
-            for m in meta:
+            for m in head["trials"]:
                 xyz = array("h")
                 xyz.frombytes(f.read(2 * m.pop("n3")))
                 trials.append(Trial(xyz=xyz, **m))
-            return trials
+            return trials, [Skipped(name, why) for name, why in head["skipped"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
 def load(dataset: str, data_dir: str | Path | None = None, rate_hz: int = 50,
-         subjects: Collection[str] | None = None, use_cache: bool = True) -> list[Trial]:
+         subjects: Collection[str] | None = None, use_cache: bool = True,
+         skipped: list[Skipped] | None = None) -> list[Trial]:
     """Trials of `dataset` ("sisfall" or "umafall") at `rate_hz`, sorted by file name; only
-    those of `subjects` if given (then the others are not even parsed)."""
+    those of `subjects` if given (then the others are not even parsed). Files that cannot be
+    used are left out and, if `skipped` is given, appended to it (name and reason)."""
     from bench.falls import sisfall, umafall
 
     mods = {"sisfall": sisfall, "umafall": umafall}
@@ -179,21 +191,28 @@ def load(dataset: str, data_dir: str | Path | None = None, rate_hz: int = 50,
     wanted = frozenset(subjects) if subjects is not None else None
     trials: dict[str, Trial] = {}
     for source in sources:
-        for t in _load_source(mod, dataset, source, rate_hz, wanted, use_cache):
+        got, bad = _load_source(mod, dataset, source, rate_hz, wanted, use_cache)
+        for t in got:
             trials.setdefault(t.name, t)  # a trial in two parts is the same recording
+        if skipped is not None:
+            skipped.extend(bad)
     return sorted(trials.values(), key=lambda t: t.name)
 
 
-def _load_source(mod, dataset: str, source: Path, rate_hz: int,
-                 wanted: frozenset[str] | None, use_cache: bool) -> list[Trial]:
+def _load_source(mod, dataset: str, source: Path, rate_hz: int, wanted: frozenset[str] | None,
+                 use_cache: bool) -> tuple[list[Trial], list[Skipped]]:
     full = _cache_path(dataset, source, rate_hz, None)
     part = _cache_path(dataset, source, rate_hz, wanted)
     if use_cache:
         for path in (full, part):
             cached = _read_cache(path)
             if cached is not None:
-                return [t for t in cached if wanted is None or t.subject in wanted]
-    trials = sorted(mod.load_source(source, rate_hz, wanted), key=lambda t: t.name)
+                trials, bad = cached
+                return [t for t in trials if wanted is None or t.subject in wanted], bad
+    trials, bad = [], []
+    for item in mod.load_source(source, rate_hz, wanted):
+        (bad if isinstance(item, Skipped) else trials).append(item)
+    trials.sort(key=lambda t: t.name)
     if use_cache:
-        _write_cache(part, trials)
-    return trials
+        _write_cache(part, trials, bad)
+    return trials, bad

@@ -21,7 +21,7 @@ import re
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-from bench.falls import Trial, iter_files
+from bench.falls import Skipped, Trial, iter_files
 from bench.falls.resample import decimate, index_at, resample
 
 BASE = "sisfall"  # sisfall-dev.tar.xz here; any sisfall-<part> beside it is read too
@@ -96,6 +96,8 @@ def make_trial(name: str, data: str, labels: str | None, rate_hz: int) -> Trial:
     if parsed is None:
         raise ValueError(f"not a SisFall trial name: {name}")
     code, subject, rep = parsed
+    if not data.strip():
+        raise ValueError("no samples")
     if RATE_HZ % rate_hz == 0:  # 200 -> 100, 50, 25 Hz: every k-th row (= resample there)
         xs, ys, zs = parse_counts(data, RATE_HZ // rate_hz)
         xyz = decimate([v for r in zip(to_mg(xs), to_mg(ys), to_mg(zs)) for v in r], 1)
@@ -116,7 +118,7 @@ def set_onset(trial: Trial, ms: float | None) -> None:
 
 
 def load_source(source: Path, rate_hz: int,
-                subjects: Collection[str] | None = None) -> Iterable[Trial]:
+                subjects: Collection[str] | None = None) -> Iterable[Trial | Skipped]:
     """The trials in a SisFall archive or folder (labels matched by file name), only those
     of `subjects` if given."""
 
@@ -129,10 +131,15 @@ def load_source(source: Path, rate_hz: int,
     for path, content in iter_files(source, want):
         name = Path(path).name
         text = content.decode("ascii", "replace")
-        if "labels" in Path(path).parts:
-            onsets[name] = onset_ms(parse_labels(text))
-        else:
-            trials[name] = make_trial(name, text, None, rate_hz)
+        try:  # one bad recording must not stop the evaluation: it is reported instead
+            if "labels" in Path(path).parts:
+                onsets[name] = onset_ms(parse_labels(text))
+            else:
+                trials[name] = make_trial(name, text, None, rate_hz)
+        except ValueError as e:
+            yield Skipped(("labels/" if "labels" in Path(path).parts else "") + name,
+                          str(e) + ("; the trial is scored without an onset"
+                                    if "labels" in Path(path).parts else ""))
     for name in sorted(trials):
         set_onset(trials[name], onsets.get(name))
         yield trials[name]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-from bench.falls import Trial, iter_files
+from bench.falls import Skipped, Trial, iter_files
 from bench.falls.resample import gaps_over, resample
 
 BASE = "umafall"  # umafall-dev.tar.xz here; any umafall-<part> beside it is read too
@@ -64,6 +64,8 @@ def parse(text: str, position: str = POSITION) -> tuple[list[float], list[float]
             raise ValueError(f"bad UMAFall row: {line!r}") from None
     if sid is None:
         raise ValueError(f"no {position} sensor in the header")
+    if len(rows) < 2:
+        raise ValueError(f"{len(rows)} {position} accelerometer rows: nothing to resample")
     rows.sort(key=lambda r: (r[0], r[1]))
     return [r[0] for r in rows], [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows]
 
@@ -79,10 +81,13 @@ def make_trial(name: str, text: str, rate_hz: int, position: str = POSITION) -> 
 
 
 def load_source(source: Path, rate_hz: int,
-                subjects: Collection[str] | None = None) -> Iterable[Trial]:
+                subjects: Collection[str] | None = None) -> Iterable[Trial | Skipped]:
     def want(path: str) -> bool:
         parsed = parse_name(path)
         return parsed is not None and (subjects is None or parsed[0] in subjects)
 
     for path, content in iter_files(source, want):
-        yield make_trial(path, content.decode("utf-8", "replace"), rate_hz)
+        try:
+            yield make_trial(path, content.decode("utf-8", "replace"), rate_hz)
+        except ValueError as e:  # one bad recording must not stop the evaluation
+            yield Skipped(Path(path).name, str(e))

@@ -290,3 +290,37 @@ def test_leave_one_subject_out_scores_each_subject_by_the_rule_on_the_others(mon
     # S1 and S2 scored by strict (chosen with S3's alarm in), S3 by loose
     assert (cv.fall_all.hits, cv.fall_all.n) == (1, 2)
     assert (cv.adl_all.hits, cv.adl_all.n) == (1, 2)
+
+
+def test_a_file_that_cannot_be_used_is_left_out_and_named_not_fatal(tmp_path):
+    # One recording without a wrist sensor, one with no wrist rows, one good: the good one is
+    # scored, the others named with the reason, from the parse and from the cache alike.
+    from bench.falls import Skipped
+
+    folder = tmp_path / "falls" / "umafall-test"
+    folder.mkdir(parents=True)
+    good = "UMAFall_Subject_13_Fall_lateralFall_1_2016-06-13_13-18-13.csv"
+    no_wrist = "UMAFall_Subject_13_ADL_Walking_1_2016-06-13_13-18-13.csv"
+    no_rows = "UMAFall_Subject_14_ADL_Walking_2_2016-06-13_13-18-13.csv"
+    (folder / good).write_text(_uma_text())
+    (folder / no_wrist).write_text(_uma_text().replace("; WRIST;", "; ANKLE;"))
+    (folder / no_rows).write_text(UMA_HEADER)
+    for _ in range(2):  # parsed, then cached
+        bad: list[Skipped] = []
+        trials = load("umafall", tmp_path, 50, skipped=bad)
+        assert [t.name for t in trials] == [good]
+        assert sorted((k.name, k.reason) for k in bad) == [
+            (no_wrist, "no WRIST sensor in the header"),
+            (no_rows, "0 WRIST accelerometer rows: nothing to resample")]
+
+    sis = tmp_path / "falls" / "sisfall-test"
+    _write_sisfall(sis)
+    (sis / "SA01" / "D02_SA01_R01.txt").write_text("1,2,oops,4;\r\n")
+    (sis / "labels" / "SA01" / "F03_SA01_R02.txt").write_text("0 0 x\n")
+    bad = []
+    trials = load("sisfall", tmp_path, 50, skipped=bad)
+    assert "D02_SA01_R01.txt" not in [t.name for t in trials]
+    fall = next(t for t in trials if t.name == "F03_SA01_R02.txt")
+    assert fall.onset is None, "its labels could not be read"
+    assert sorted(k.name for k in bad) == ["D02_SA01_R01.txt", "labels/F03_SA01_R02.txt"]
+    assert "scored without an onset" in next(k.reason for k in bad if k.name.startswith("lab"))
