@@ -260,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         k, _, v = s.partition("=")
         overrides[k.strip()] = int(v)
     started = time.monotonic()
-    homes = [h for h in load_all(root) if not a.home or h.name in a.home]
+    unknown: list[str] = []
+    homes = [h for h in load_all(root, unknown) if not a.home or h.name in a.home]
+    if unknown:
+        print(f"not evaluated, no loader for: {', '.join(unknown)}", file=sys.stderr)
     if not homes:
         print(f"no data sets under {root}", file=sys.stderr)
         return 2

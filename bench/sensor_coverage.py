@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(a.data)
     if (root / "inactivity").is_dir():
         root = root / "inactivity"
-    homes = load_all(root)
+    unknown: list[str] = []
+    homes = load_all(root, unknown)
+    if unknown:
+        print(f"not evaluated, no loader for: {', '.join(unknown)}", file=sys.stderr)
     if not homes:
         print(f"no data sets under {root}", file=sys.stderr)
         return 2

@@ -13,6 +13,10 @@ from bench.datasets.stream import Home
 
 LOADERS = {casas.FOLDER: casas.load, ordonez.FOLDER: ordonez.load,
            vankasteren.FOLDER: vankasteren.load}
+# Other homes of the same two studies, in the same formats, named alike: "ordonez-home-b"
+# (OrdonezB_*.txt), "vankasteren-house-a" (houseA-ss.txt ...). Only A and B were seen here.
+FAMILIES = {"ordonez-home-": lambda f, x: ordonez.load(f, prefix="Ordonez" + x.upper()),
+            "vankasteren-house-": lambda f, x: vankasteren.load(f, house=x.upper())}
 
 
 def default_root() -> Path:
@@ -20,14 +24,37 @@ def default_root() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data" / "inactivity"
 
 
-def load_all(root: str | Path | None = None) -> list[Home]:
-    """Every data set found under `root` (the inactivity folder), in a fixed order."""
+def loader_for(name: str):
+    """The loader of a data set folder's name, or None."""
+    if name in LOADERS:
+        return LOADERS[name]
+    for prefix, fn in FAMILIES.items():
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and len(rest) == 1 and rest.isalpha():
+            return lambda folder, fn=fn, x=rest: fn(folder, x)
+    return None
+
+
+def load_all(root: str | Path | None = None, unknown: list[str] | None = None) -> list[Home]:
+    """Every data set found under `root` (the inactivity folder), in a fixed order (the known
+    ones first, as listed, then the others by name). Folders no loader reads are appended to
+    `unknown` if given, so a caller can say they were not evaluated."""
     root = Path(root) if root else default_root()
-    return [load(root / name) for name in LOADERS if (root / name).is_dir()]
+    names = [n for n in LOADERS if (root / n).is_dir()]
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in LOADERS) \
+        if root.is_dir() else []
+    for name in others:
+        if loader_for(name) is not None:
+            names.append(name)
+        elif unknown is not None:
+            unknown.append(name)
+    return [load(root / name) for name in names]
 
 
 def load(folder: str | Path) -> Home:
     folder = Path(folder)
-    if folder.name not in LOADERS:
-        raise ValueError(f"{folder}: no loader for {folder.name!r} (known: {sorted(LOADERS)})")
-    return LOADERS[folder.name](folder)
+    fn = loader_for(folder.name)
+    if fn is None:
+        raise ValueError(f"{folder}: no loader for {folder.name!r} (known: {sorted(LOADERS)}, "
+                         f"and {', '.join(p + '<letter>' for p in FAMILIES)})")
+    return fn(folder)

@@ -52,5 +52,5 @@ def load(folder: str | Path, prefix: str = "OrdonezA") -> Home:
               for p in _rows(folder / f"{prefix}_ADLs.txt", 5)]
     away = [(a, b) for a, b, act in labels if act.lower() == "leaving"]
     span = (min(a for a, _, _ in labels), max(b for _, b, _ in labels))
-    name = "ordonez-home-a" if prefix == "OrdonezA" else f"ordonez-{prefix[-1].lower()}"
+    name = f"ordonez-home-{prefix[-1].lower()}"
     return Home(name, pulses, away, span)

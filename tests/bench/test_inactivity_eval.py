@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import inactivity_eval as E
-from bench.datasets import casas, default_root, load, ordonez, vankasteren
+from bench.datasets import casas, default_root, load, load_all, ordonez, vankasteren
 from bench.datasets.stream import Home, Pulse, hub_frames, local_seconds
 from bench.inactivity_baselines import CuddihyPercentile, FixedThreshold
 from shared import inactivity as I
@@ -97,6 +97,30 @@ def test_vankasteren_loader_ignores_unmapped_ids(tmp_path):
 def test_unknown_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no loader"):
         load(tmp_path / "somewhere")
+
+
+def test_other_homes_of_the_same_studies_are_read_and_unknown_folders_named(tmp_path):
+    # Ordonez home B and van Kasteren house A come in the formats of A and B, named alike: a
+    # data folder holding them is evaluated whole; a folder nothing reads is named, not skipped
+    # silently.
+    test_ordonez_loader(tmp_path)
+    (tmp_path / ordonez.FOLDER).rename(tmp_path / "ordonez-home-b")
+    for f in (tmp_path / "ordonez-home-b").iterdir():
+        f.rename(f.with_name(f.name.replace("OrdonezA", "OrdonezB")))
+    test_vankasteren_loader_ignores_unmapped_ids(tmp_path)
+    src = tmp_path / vankasteren.FOLDER
+    dst = tmp_path / "vankasteren-house-a"
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name.replace("B", "A")).write_bytes(f.read_bytes())
+    (tmp_path / "somebody-elses-home").mkdir()
+    (tmp_path / "ordonez-home-ab").mkdir()
+    unknown: list[str] = []
+    homes = load_all(tmp_path, unknown)
+    assert [h.name for h in homes] == ["vankasteren-house-b", "ordonez-home-b",
+                                       "vankasteren-house-a"]
+    assert [p.sensor for p in homes[1].pulses] == ["Bed", "Basin", "Maindoor"]
+    assert unknown == ["ordonez-home-ab", "somebody-elses-home"]
 
 
 # -- the hub's view -------------------------------------------------------------------------
