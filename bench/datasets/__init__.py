@@ -37,18 +37,24 @@ def loader_for(name: str):
 
 def load_all(root: str | Path | None = None, unknown: list[str] | None = None) -> list[Home]:
     """Every data set found under `root` (the inactivity folder), in a fixed order (the known
-    ones first, as listed, then the others by name). Folders no loader reads are appended to
-    `unknown` if given, so a caller can say they were not evaluated."""
+    ones first, as listed, then the others by name). Other folders no loader reads, or that
+    its loader cannot read, are appended to `unknown` if given (else raise), so a caller can
+    say they were not evaluated."""
     root = Path(root) if root else default_root()
     names = [n for n in LOADERS if (root / n).is_dir()]
     others = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in LOADERS) \
         if root.is_dir() else []
+    homes = [load(root / name) for name in names]
     for name in others:
-        if loader_for(name) is not None:
-            names.append(name)
-        elif unknown is not None:
-            unknown.append(name)
-    return [load(root / name) for name in names]
+        try:
+            if loader_for(name) is None:
+                raise ValueError("no loader")
+            homes.append(load(root / name))
+        except (ValueError, OSError, IndexError) as e:  # a format only guessed at, not seen
+            if unknown is None:
+                raise
+            unknown.append(name if str(e) == "no loader" else f"{name} ({e})")
+    return homes
 
 
 def load(folder: str | Path) -> Home:

@@ -115,12 +115,16 @@ def test_other_homes_of_the_same_studies_are_read_and_unknown_folders_named(tmp_
         (dst / f.name.replace("B", "A")).write_bytes(f.read_bytes())
     (tmp_path / "somebody-elses-home").mkdir()
     (tmp_path / "ordonez-home-ab").mkdir()
+    (tmp_path / "ordonez-home-c").mkdir()  # named like one, but its files are not there
+    with pytest.raises(ValueError, match="no loader"):
+        load_all(tmp_path)
     unknown: list[str] = []
     homes = load_all(tmp_path, unknown)
     assert [h.name for h in homes] == ["vankasteren-house-b", "ordonez-home-b",
                                        "vankasteren-house-a"]
     assert [p.sensor for p in homes[1].pulses] == ["Bed", "Basin", "Maindoor"]
-    assert unknown == ["ordonez-home-ab", "somebody-elses-home"]
+    assert unknown[:1] == ["ordonez-home-ab"] and unknown[2:] == ["somebody-elses-home"]
+    assert unknown[1].startswith("ordonez-home-c (") and "OrdonezC_Sensors.txt" in unknown[1]
 
 
 # -- the hub's view -------------------------------------------------------------------------
