@@ -46,14 +46,15 @@ def load_all(root: str | Path | None = None, unknown: list[str] | None = None) -
         if root.is_dir() else []
     homes = [load(root / name) for name in names]
     for name in others:
-        try:
-            if loader_for(name) is None:
-                raise ValueError("no loader")
-            homes.append(load(root / name))
-        except (ValueError, OSError, IndexError) as e:  # a format only guessed at, not seen
-            if unknown is None:
-                raise
-            unknown.append(name if str(e) == "no loader" else f"{name} ({e})")
+        if unknown is None:
+            homes.append(load(root / name))  # raises: no loader, or one that cannot read it
+        elif loader_for(name) is None:
+            unknown.append(name)
+        else:
+            try:
+                homes.append(load(root / name))
+            except (ValueError, OSError, IndexError) as e:  # a format only guessed at
+                unknown.append(f"{name} ({e})")
     return homes
 
 

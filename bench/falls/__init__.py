@@ -130,13 +130,16 @@ def _cache_path(dataset: str, source: Path, rate_hz: int,
     return cache_dir() / f"{dataset}-{rate_hz}hz-{digest}.bin"
 
 
-class Skipped(ValueError):
-    """A file of the data set that cannot be used, yielded (not raised) by a loader so that
-    one bad recording does not stop the evaluation: its name and why are reported."""
+@dataclass
+class Skipped:
+    """A file of the data set that cannot be used, yielded by a loader instead of a Trial so
+    that one bad recording does not stop the evaluation: its name and why are reported."""
 
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name, self.reason = name, reason
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
 
 
 def _write_cache(path: Path, trials: list[Trial], skipped: list[Skipped]) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.fall_eval import GOALS, print_tables, short, verdict  # noqa: E402
+from bench.fall_eval import GOALS, print_tables, settings_text, short, verdict  # noqa: E402
 from bench.falls import Trial, load  # noqa: E402
 from bench.falls.score import (  # noqa: E402
     DEV_SUBJECTS,
@@ -42,14 +42,6 @@ from bench.falls.tune import FIXED, GOAL_FA, GRIDS, parse_grid, rank, run_grid  
 from shared.fall import FallDetector  # noqa: E402
 
 
-def settings(fixed: dict[str, int], params: dict[str, int]) -> dict[str, int]:
-    return fixed | params
-
-
-def text(params: dict[str, int]) -> str:
-    return " ".join("%s=%d" % kv for kv in sorted(params.items()))
-
-
 def detector_defaults() -> dict[str, int]:
     import inspect
 
@@ -60,7 +52,7 @@ def detector_defaults() -> dict[str, int]:
 def same(chosen: dict[str, int], used: dict[str, int]) -> str:
     """'yes' when the settings behave alike: equal after filling in the detector defaults."""
     base = detector_defaults()
-    return "yes" if base | chosen == base | used else "NO (uses %s)" % text(used)
+    return "yes" if base | chosen == base | used else "NO (uses %s)" % settings_text(used)
 
 
 def loso(trials: list[Trial], dataset: str, jobs: int = 0, table: list[list[Outcome]] | None
@@ -79,7 +71,7 @@ def loso(trials: list[Trial], dataset: str, jobs: int = 0, table: list[list[Outc
         best = rank(table, grid, goal, lambda t, s=subj: t.subject != s)[0]
         mine = [o for o in table[best[4]] if o.trial.subject == subj]
         pooled += mine
-        key = text(settings(fixed, best[5]))
+        key = settings_text(fixed | best[5])
         choices[key] = choices.get(key, 0) + 1
         if verbose:
             s = summarize(mine)
@@ -116,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             ("fold A (DEV)", lambda t: t.subject in dev, used_a),
             ("fold B (others)", lambda t: t.subject not in dev, used_b)):
         best = rank(table, grid, goal, keep)[0]
-        chosen = settings(fixed, best[5])
-        line = "  rule on %-16s %s: %s%s" % (label, text(chosen), short(best[6]),
+        chosen = fixed | best[5]
+        line = "  rule on %-16s %s: %s%s" % (label, settings_text(chosen), short(best[6]),
                                             "" if not best[0] else " (NO setting meets the goal)")
         if used is not None:
             line += "; in score.py: " + same(chosen, used)
