@@ -49,6 +49,7 @@ from bench.falls.score import (  # noqa: E402
     run_all,
     stats,
     summarize,
+    wilson,
 )
 from bench.falls.sisfall import ACTIVITIES  # noqa: E402
 
@@ -90,12 +91,19 @@ def print_tables(first: Summary, second: Summary | None, names: dict[str, str],
 
 
 def verdict(s: Summary, goal: tuple[float, float]) -> str:
-    sens, fa = s.fall_all.share, s.adl_all.share
-    return "sensitivity %s (goal >= %d %%: %s), false alarms %s of activity trials (goal <= %d " \
-        "%%: %s)" % (_pct(s.fall_all.hits, s.fall_all.n).strip(), round(100 * goal[0]),
-                     "met" if sens >= goal[0] else "NOT MET",
-                     _pct(s.adl_all.hits, s.adl_all.n).strip(), round(100 * goal[1]),
-                     "met" if fa <= goal[1] else "NOT MET")
+    """Against the goals, with the counts and their 95 % intervals: two decimals, so that a
+    share just over a goal (9/296 = 3.04 % against 3 %) does not print as the goal itself."""
+    def part(hits: int, n: int, of: str, sign: str, goal_share: float, ok: bool) -> str:
+        low, high = wilson(hits, n)
+        share = "%.2f%%" % (100.0 * hits / n) if n else "-"
+        return "%s%s (%d/%d; 95 %% interval %.1f-%.1f %%) (goal %s %d %%: %s)" % (
+            share, of, hits, n, 100 * low, 100 * high, sign, round(100 * goal_share),
+            "met" if ok else "NOT MET")
+
+    falls, adls = s.fall_all, s.adl_all
+    return "sensitivity %s, false alarms %s" % (
+        part(falls.hits, falls.n, "", ">=", goal[0], falls.share >= goal[0]),
+        part(adls.hits, adls.n, " of activity trials", "<=", goal[1], adls.share <= goal[1]))
 
 
 def short(s: Summary) -> str:

@@ -184,3 +184,16 @@ def stats(values: Sequence[float]) -> tuple[float, float, float] | None:
     v = sorted(values)
     p90 = v[max(0, math.ceil(0.9 * len(v)) - 1)]  # nearest rank
     return statistics.fmean(v), statistics.median(v), p90
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval (low, high) of a share hits/n; (0, 1) for n = 0.
+
+    Wilson rather than the normal approximation: it stays inside [0, 1] and is honest at
+    0 or a few hits, which is where the false-alarm counts are."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -17,7 +17,7 @@ import pytest
 
 from bench.falls import Trial, find_sources, load, sisfall, umafall
 from bench.falls.resample import decimate, gaps_over, index_at, resample
-from bench.falls.score import Outcome, summarize
+from bench.falls.score import Outcome, Row, Summary, summarize, wilson
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_DATA = REPO.parent / "shared" / "data"
@@ -239,6 +239,39 @@ def test_scoring_counts_alarms_after_the_onset_only():
     s = summarize([early, late, unlabelled, adl, quiet])
     assert (s.fall_all.n, s.fall_all.hits, s.fall_all.early) == (3, 2, 2)
     assert (s.adl_all.n, s.adl_all.hits) == (2, 1) and s.adl_all.share == 0.5
+
+
+def test_wilson_interval_has_its_closed_forms_at_none_and_all():
+    z2 = 1.96 ** 2
+    for n in (1, 20, 296):
+        assert wilson(0, n)[0] == 0.0 and abs(wilson(0, n)[1] - z2 / (n + z2)) < 1e-12
+        assert wilson(n, n)[1] == 1.0 and abs(wilson(n, n)[0] - n / (n + z2)) < 1e-12
+    assert wilson(0, 0) == (0.0, 1.0)  # nothing measured: nothing known
+
+
+def test_wilson_interval_holds_the_share_is_symmetric_and_narrows_with_more_trials():
+    for hits, n in ((1, 10), (9, 296), (90, 96), (5, 5)):
+        low, high = wilson(hits, n)
+        assert low <= hits / n <= high
+        mirror = wilson(n - hits, n)
+        assert abs(low - (1 - mirror[1])) < 1e-12 and abs(high - (1 - mirror[0])) < 1e-12
+    small, large = wilson(3, 100), wilson(30, 1000)
+    assert large[0] > small[0] and large[1] < small[1]
+
+
+def _summary(falls, adls):
+    return Summary({}, {}, Row("all falls", falls[1], falls[0]), Row("all activities", adls[1],
+                                                                     adls[0]))
+
+
+def test_verdict_does_not_round_a_share_just_over_the_goal_onto_it():
+    from bench.fall_eval import GOALS, verdict
+    over = verdict(_summary((90, 96), (9, 296)), GOALS["umafall"])
+    assert "false alarms 3.04% of activity trials (9/296; 95 % interval 1.6-5.7 %) (goal <= 3 %: NOT MET)" in over
+    assert "sensitivity 93.75% (90/96; 95 % interval 87.0-97.1 %) (goal >= 85 %: met)" in over
+    under = verdict(_summary((81, 96), (8, 296)), GOALS["umafall"])
+    assert "false alarms 2.70% of activity trials (8/296" in under and "(goal <= 3 %: met)" in under
+    assert "sensitivity 84.38% (81/96" in under and "(goal >= 85 %: NOT MET)" in under
 
 
 # --- the real data ------------------------------------------------------------------------
