@@ -65,7 +65,7 @@ from hub.uplink_loop import Driver, LoopThread, running_on
 from hub.uplink_outage import Outage, PahoLog
 from hub.uplink_paho import arm_will, check_config, connect_async, new_client, no_delay
 from hub.uplink_pubacks import NO_MATCHING_SUBSCRIBERS, Rejection, Tag, Unacked, rejection_of
-from hub.uplink_requests import request_of, response_to
+from hub.uplink_requests import HeldResponses, request_of, response_to
 from hub.uplink_retained import Retained
 from hub.uplink_takeover import Takeover
 from hub.uplink_tls import FreshContext, TlsFileError
@@ -113,6 +113,7 @@ class Uplink(Retained):
         self._lock = threading.Lock()  # mid tables and stats; never held while calling paho
         Retained.__init__(self)  # state, availability, unpairings, their lock; not connected
         self._unacked = Unacked()
+        self._held = HeldResponses()  # responses made while not connected; the loop's thread
         self._client: mqtt.Client | None = None
         self._outage = Outage(c)  # the loop's thread only
         self._takeover = Takeover(c, on_over=self._stable)  # the loop's thread only
@@ -224,21 +225,20 @@ class Uplink(Retained):
             return False
         return self._publish(topic, payload, retain=False, tag=("event", ref))
 
-    def respond(
-        self,
-        request: contract.Request | None,
-        result: int = contract.Result.OK,
-        *,
-        text: str | None = None,
-        data: dict | None = None,
-        error: contract.ContractError | None = None,
-    ) -> None:
-        """Answer a request on .../response/<kind>, echoing its transaction id."""
-        topic, payload = response_to(
-            self.config, request, result, text=text, data=data, error=error
-        )
-        # Sent even while disconnected (paho queues it): the platform retries unanswered requests.
-        self._publish(topic, payload, retain=False, tag=("response", None))
+    def respond(self, request: contract.Request | None, result: int = contract.Result.OK, *,
+                text: str | None = None, data: dict | None = None,
+                error: contract.ContractError | None = None) -> None:
+        """Answer a request on .../response/<kind>, echoing its transaction id; while not
+        connected it is held for the next connection (hub/uplink_requests.py)."""
+        topic, payload = response_to(self.config, request, result, text=text, data=data,
+                                     error=error)
+        self._on_loop(self._respond_now, topic, payload)
+
+    def _respond_now(self, topic: str, payload: bytes) -> None:
+        if self._connected:
+            self._publish_now(topic, payload, False, ("response", None))
+        else:
+            self._held.hold(topic, payload)
 
     def _publish(self, topic: str, payload: bytes | str, *, retain: bool, tag: Tag) -> bool:
         if self._client is None:
@@ -330,6 +330,8 @@ class Uplink(Retained):
         arm_will(client, c, self.protocol, self.state_topic)
         client.subscribe(contract.request_filter(c.county, c.hub_id), qos=1)
         self._republish()
+        for topic, payload in self._held.take():
+            self._publish_now(topic, payload, False, ("response", None))
         self._callbacks.dispatch("connected", bool(flags.session_present), self.protocol)
 
     def _on_disconnect(

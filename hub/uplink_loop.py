@@ -302,6 +302,10 @@ class Driver:
             return
         self.sock, self._fd = sock, sock.fileno()
         self.loop.add_reader(self._fd, self._readable)
+        # paho asks for a writer once per socket: asked before the loop took the socket (a
+        # publish while the attempt had it), that request was dropped above (`_want_write`)
+        if self.client.want_write():
+            self.loop.add_writer(self._fd, self._writable)
 
     def _want_write(self, sock: Any, on: bool) -> None:
         if sock is not self.sock:

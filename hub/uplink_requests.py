@@ -3,11 +3,19 @@
 The uplink subscribes to contract.request_filter at every connect. A retained message there is
 ignored; one that does not parse is answered with an error response. Responses go to
 .../response/<kind>, echoing the request's transaction id.
+
+A response made while the hub is not connected (the connection fell between request and
+answer) is held here and sent once a CONNACK accepts the hub, not handed to paho: during a
+connection attempt paho holds the new socket a moment before its CONNECT is queued, and a
+PUBLISH queued then was not written at all until the keepalive gave up on the connection
+(tests/hub/test_uplink_respond_while_connecting.py). At most HELD_MAX are held, the oldest
+dropped first: the platform re-asks a request that got no response (docs/mqtt.md).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from hub import contract
@@ -16,6 +24,28 @@ if TYPE_CHECKING:
     from hub.uplink_config import UplinkConfig
 
 log = logging.getLogger("carebeacon.uplink")
+
+HELD_MAX = 64  # responses held through an outage: requests come only while connected, so few
+
+
+class HeldResponses:
+    """(topic, payload) of responses made while not connected; the loop's thread only."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[str, bytes]] = deque()
+
+    def hold(self, topic: str, payload: bytes) -> None:
+        if len(self._items) >= HELD_MAX:
+            dropped, _ = self._items.popleft()
+            log.warning("not connected: dropping the oldest held response (%s), the platform"
+                        " re-asks its request", dropped)
+        self._items.append((topic, payload))
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """Every held response, oldest first; none held afterwards."""
+        items = list(self._items)
+        self._items.clear()
+        return items
 
 
 def request_of(message: Any, c: UplinkConfig) -> contract.Request | None:

@@ -92,3 +92,16 @@ def test_requests_and_responses(broker, schemas):
     )
     check_all(schemas, platform.messages)
     platform.close()
+
+
+def test_held_responses_keep_the_newest_and_name_what_they_drop(caplog):
+    from hub.uplink_requests import HELD_MAX, HeldResponses
+
+    held = HeldResponses()
+    for i in range(HELD_MAX + 2):
+        held.hold(f"t/{i}", b"%d" % i)
+    dropped = [r.getMessage() for r in caplog.records if "dropping" in r.getMessage()]
+    assert len(dropped) == 2 and "t/0" in dropped[0] and "t/1" in dropped[1]
+    taken = held.take()
+    assert [t for t, _ in taken] == [f"t/{i}" for i in range(2, HELD_MAX + 2)]
+    assert held.take() == []
