@@ -13,6 +13,11 @@ shared.fall.FallDetector and shared.fall.Wear. Fall handling:
                                         (a long press cancels it: FALL_CANCELLED
                                         naming the FALL_CONFIRMED)
 
+An open window is kept in NVS (the FALL_SUSPECTED's number): a reset or a power cut
+inside it (a brown-out from the impact) would otherwise forget it, and the fall would
+never be confirmed. A fresh start with a window recorded opens it again, whole: the
+wearer can still say "I'm fine", and nothing said confirms the fall.
+
 Outside a fall window the button is the SOS button (firmware/apps/sos.py).
 No falls are reported while charging (it is on the table) nor while a
 confirmed fall is active. Activity summaries
@@ -47,7 +52,9 @@ FIFO_MAX = const(128)
 POLL_MS = const(10)
 IMU_RETRY_MS = const(600000)  # an IMU that did not answer is tried again every 10 min
 LONG_MS = const(3000)
+_DEBOUNCE_MS = const(50)  # as firmware/apps/button.py
 _MIN = const(60000)
+_NVS_WINDOW = "fall_win"  # the open window's FALL_SUSPECTED seq; -1: open, not queued; 0: none
 _FLAG_CHARGING = const(1)
 _FLAG_WORN = const(2)
 
@@ -57,7 +64,7 @@ class BraceletApp(App):
 
     def __init__(self, hal, cfg):
         super().__init__(hal, cfg)
-        self.button = Button(long_ms=LONG_MS, multi_gap_ms=1000)  # as firmware/apps/button.py
+        self.button = Button(debounce_ms=_DEBOUNCE_MS, long_ms=LONG_MS, multi_gap_ms=1000)
         self.sos = Sos(self)
         self.fall = FallDetector(rate_hz=RATE_HZ)
         self.wear = Wear(rate_hz=RATE_HZ, not_worn_ms=cfg.not_worn_min * _MIN)
@@ -79,6 +86,8 @@ class BraceletApp(App):
 
     def start(self, now_ms):
         super().start(now_ms)
+        if self.hal.wake_inputs & bit(IN_BUTTON):  # held at power-on or through a reset
+            self.replay_wake_press(self.button, _DEBOUNCE_MS)
         # The IMU is (re)configured at every boot: its FIFO content is not trusted.
         self.imu_ok = self.hal.imu_start(RATE_HZ)
         self.read_at = ticks_add(now_ms, BATCH_MS if self.imu_ok else IMU_RETRY_MS)
@@ -91,6 +100,29 @@ class BraceletApp(App):
         seq = self.core.recover_alarm(now_ms)
         if seq:
             self.sos.adopt(seq, self.core.outbox.type_of(seq), now_ms)
+        susp = self.hal.nvs_get(_NVS_WINDOW, 0)
+        if susp:  # restarted inside a fall's cancel window: open it again
+            self.hal.log("fall window open at the restart (seq %d): opened again" % susp)
+            self._open_window(susp if susp > 0 else 0, now_ms)
+
+    def _open_window(self, susp_seq, now_ms):
+        cancel_s = self.core.settings.cancel_s
+        self.susp_seq = susp_seq
+        self.window = True
+        self.window_end = ticks_add(now_ms, cancel_s * 1000)
+        self.fb.play(P_FALL_WINDOW, now_ms, cancel_s * 1000)
+        self._record_window(susp_seq if susp_seq else -1)
+
+    def _close_window(self):
+        self.window = False
+        self.fb.stop()  # FALL_WINDOW holds the feedback (F_HOLD) until the window ends
+        self._record_window(0)
+
+    def _record_window(self, v):
+        try:
+            self.hal.nvs_set(_NVS_WINDOW, v)
+        except OSError as e:  # the window goes on; only a restart inside it would lose it
+            self.hal.log("fall window not recorded in NVS: %r" % e)
 
     def hb_flags(self):
         return (_FLAG_CHARGING if self.charging else 0) | (_FLAG_WORN if self.worn else 0)
@@ -137,26 +169,21 @@ class BraceletApp(App):
         cancel_s = self.core.settings.cancel_s
         peak = f.peak_mg // 100
         arg = ((peak if peak < 255 else 255) << 16) | (cancel_s << 8)
-        self.susp_seq = self.core.send(T_FALL_SUSPECTED, arg, now_ms, 0, f.fall_at)
-        self.window = True
-        self.window_end = ticks_add(now_ms, cancel_s * 1000)
-        self.fb.play(P_FALL_WINDOW, now_ms, cancel_s * 1000)
+        self._open_window(self.core.send(T_FALL_SUSPECTED, arg, now_ms, 0, f.fall_at), now_ms)
 
-    def _buttons(self, now_ms, ev):
+    def _buttons(self, now_ms, ev, boot):
         sos = self.sos
         b = self.button
         if self.window:
             if ev & EV_LONG:  # "I'm fine"
-                self.window = False
-                self.fb.stop()
+                self._close_window()
                 sos.cancel_fall(self.susp_seq, now_ms)  # (susp_seq 0: it was never queued)
             elif ev & EV_RELEASE:  # a short press: "I need help" now
-                self.window = False
-                self.fb.stop()
+                self._close_window()
                 sos.raise_fall(now_ms, self.susp_seq)
             return
         if ev & EV_PRESS:
-            sos.on_press(now_ms, b.count == 1, b.press_at)
+            sos.on_press(now_ms, b.count == 1, b.press_at, boot & EV_PRESS)
         if ev & EV_LONG:
             sos.on_long(now_ms)
         if ev & EV_MULTI:
@@ -165,9 +192,10 @@ class BraceletApp(App):
     def app_step(self, now_ms):
         b = self.button
         level = self.hal.input(IN_BUTTON)
-        ev = self.boot_ev | b.update(now_ms, level)
+        boot = self.boot_ev
+        ev = boot | b.update(now_ms, level)
         self.boot_ev = 0
-        self._buttons(now_ms, ev)
+        self._buttons(now_ms, ev, boot)
         charging = self.hal.external_power()
         if charging != self.charging:
             self.charging = charging
@@ -184,8 +212,7 @@ class BraceletApp(App):
                     self.fall.reset()
                     self.core.send(T_FAULT, F_IMU << 16, now_ms)
         if self.window and ticks_reached(now_ms, self.window_end):
-            self.window = False
-            self.fb.stop()  # FALL_WINDOW holds the feedback (F_HOLD) until the window ends
+            self._close_window()
             self.sos.raise_fall(now_ms, self.susp_seq)
         if ticks_reached(now_ms, self.sum_at):
             mins = self.core.settings.summary_min

@@ -18,7 +18,7 @@ from firmware.hal import FOREVER, IN_BUTTON, bit
 from shared.button import EV_LONG, EV_MULTI, EV_PRESS, EV_RELEASE, EV_STUCK, EV_UNSTUCK, Button
 from shared.compat import const
 from shared.frame import F_BUTTON_STUCK, T_FAULT
-from shared.ticks import ticks_add, ticks_diff, ticks_reached
+from shared.ticks import ticks_add, ticks_reached
 
 POLL_MS = const(10)  # sampling while the button is in use: 5 samples per debounce time
 STUCK_POLL_MS = const(1000)
@@ -49,12 +49,7 @@ class ButtonApp(App):
         super().start(now_ms)
         hal = self.hal
         if hal.wake_inputs & bit(IN_BUTTON) and not self.stuck:
-            # The press that woke us (or was held at power-up) may be over by now:
-            # replay it into the debouncer, dated at the reset (the frame's age covers boot).
-            t0 = hal.boot_ticks
-            b = self.button
-            self.boot_ev |= b.update(t0, True)
-            self.boot_ev |= b.update(ticks_add(t0, _DEBOUNCE_MS + 5), True)
+            self.replay_wake_press(self.button, _DEBOUNCE_MS)
             self.in_use = True
 
     def fresh(self, now_ms):
@@ -70,10 +65,7 @@ class ButtonApp(App):
         self.boot_ev = 0
         sos = self.sos
         if ev & EV_PRESS:
-            sos.on_press(now_ms, b.count == 1, b.press_at)
-            if boot & EV_PRESS:  # the wake press, replayed: the button was unseen until now
-                sos.boot_press = sos.press_id
-                sos.blind_ms = ticks_diff(now_ms, b.press_at)
+            sos.on_press(now_ms, b.count == 1, b.press_at, boot & EV_PRESS)
         if ev & EV_LONG:
             sos.on_long(now_ms)
         if ev & EV_RELEASE:

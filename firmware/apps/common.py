@@ -88,6 +88,15 @@ class App:
         self.boot_ev = 0  # events synthesized from the latched wake (a press already over)
         self._rtc = bytearray(RTC_BYTES)
 
+    def replay_wake_press(self, button, debounce_ms):
+        """The SOS press that woke the chip, or was held at power-on or through a reset (the
+        HAL latches it; safe boot waits for its release), may be over when the app starts:
+        replay it into the debouncer, dated at the reset (the frame's age covers the boot).
+        The app's first step reads it from `boot_ev`."""
+        t0 = self.hal.boot_ticks
+        self.boot_ev |= button.update(t0, True)
+        self.boot_ev |= button.update(ticks_add(t0, debounce_ms + 5), True)
+
     # -- subclass hooks ------------------------------------------------------
     def objects(self):
         return []

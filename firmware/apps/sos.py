@@ -25,6 +25,9 @@ Policy (docs/device-behaviour.md):
   "not delivered yet", never SENDING; it is queued once a slot frees. A cancel
   or test takes the slot of the alarm it supersedes; if none can be had, the
   alarm stands (never dropped for want of its cancel).
+- A fall confirmed while an SOS is active (the bracelet) leaves both alarms at the hub:
+  the FALL_CONFIRMED is shown, the SOS is kept (`also_seq`) until both are over; a press
+  shows the status, a hold cancels both, and help on the way for either is shown.
 """
 
 from firmware.feedback import (
@@ -64,6 +67,7 @@ class Sos:
     def __init__(self, app):
         self.app = app
         self.alarm_seq = 0  # the alarm on display: an SOS or a FALL_CONFIRMED
+        self.also_seq = 0  # an SOS still active when a fall was confirmed over it
         self.alarm_type = 0
         self.alarm_at = 0
         self.hold_done = False  # sos_hold_min has passed since alarm_at (latched while exact)
@@ -107,6 +111,7 @@ class Sos:
         core = self.app.core
         seq = core.send(mtype, 0, now_ms, ref, at)
         self.alarm_seq = seq
+        self.also_seq = 0
         self.alarm_type = mtype
         self.alarm_at = now_ms
         self.alarm_status = 0
@@ -126,9 +131,13 @@ class Sos:
             self._show(P_NOT_DELIVERED, now_ms)
 
     # -- gestures --------------------------------------------------------------
-    def on_press(self, now_ms, first_of_sequence, at=None):
+    def on_press(self, now_ms, first_of_sequence, at=None, replayed=0):
+        """`replayed`: the wake press, replayed after the boot (the button unseen until now)."""
         self.press_id += 1
         t = now_ms if at is None else at
+        if replayed:
+            self.boot_press = self.press_id
+            self.blind_ms = ticks_diff(now_ms, t)
         if first_of_sequence:
             self.seq_press = self.press_id
             self.seq_pace = _PACE_NONE
@@ -164,6 +173,10 @@ class Sos:
             if not self._make_room(mtype, now_ms):
                 return 0
             seq = core.send(mtype, 0, now_ms, ref)  # in the slot the alarm just left
+        also = self.also_seq  # the SOS a fall was confirmed over: "I'm fine" means both
+        if also and self._make_room(T_SOS_CANCEL, now_ms, also):
+            core.send(T_SOS_CANCEL, 0, now_ms, also)
+        self.also_seq = 0
         self.cancel_seq = seq
         self.cancel_shown = False
         self.state = _ENDED
@@ -188,15 +201,17 @@ class Sos:
         self._sending(seq, now_ms)
         return seq
 
-    def _make_room(self, mtype, now_ms):
-        """Stop sending the alarm that a cancel or test of `mtype` supersedes, which frees a
-        slot for it; False (the alarm goes on, "not delivered yet") if no slot could take it:
-        an alarm is never dropped for want of the message that supersedes it."""
+    def _make_room(self, mtype, now_ms, alarm=-1):
+        """Stop sending the alarm (`alarm`, else the one on display) that a cancel or test of
+        `mtype` supersedes, which frees a slot for it; False (the alarm goes on, "not
+        delivered yet") if no slot could take it: an alarm is never dropped for want of the
+        message that supersedes it."""
+        seq = self.alarm_seq if alarm < 0 else alarm
         ob = self.app.core.outbox
-        if not ob.pending(self.alarm_seq) and ob.victim(mtype) < 0:
+        if not ob.pending(seq) and ob.victim(mtype) < 0:
             self._sending(0, now_ms)  # six alarms in flight: the elder may try again
             return False
-        ob.drop(self.alarm_seq)  # a late SOS after its cancel would confuse everyone
+        ob.drop(seq)  # a late SOS after its cancel would confuse everyone
         return True
 
     def adopt(self, seq, mtype, now_ms):
@@ -225,8 +240,14 @@ class Sos:
 
     def raise_fall(self, now_ms, suspected_seq):
         """The cancel window ran out: FALL_CONFIRMED, shown and cancellable like an SOS."""
+        also = self.alarm_seq if self.state == _ACTIVE and self.alarm_type == T_SOS else 0
         self.fall_ref = suspected_seq
-        return self._raise(T_FALL_CONFIRMED, now_ms, 0, suspected_seq)
+        seq = self._raise(T_FALL_CONFIRMED, now_ms, 0, suspected_seq)
+        # The SOS stays an alarm at the hub: cancelled with the fall, waited for before a
+        # press may raise another. (One still waiting for a slot (0) gives way: the
+        # FALL_CONFIRMED calls for help in its place.)
+        self.also_seq = also
+        return seq
 
     def cancel_fall(self, suspected_seq, now_ms):
         """"I'm fine" in the fall window: FALL_CANCELLED to the FALL_SUSPECTED, shown as it goes."""
@@ -238,18 +259,21 @@ class Sos:
         return seq
 
     def track_cancel(self, seq, now_ms):
-        """A cancel sent by the app itself (fall window): show its progress (seq 0: not queued,
-        the FALL_SUSPECTED stands: the safe side)."""
+        """A cancel sent by the app itself (fall window): show its progress as an SOS cancel's,
+        SENDING until the hub has it (seq 0: not queued, "not delivered yet": the
+        FALL_SUSPECTED stands, the safe side)."""
         self.cancel_seq = seq
         self.cancel_shown = False
-        self.nd_at = ticks_add(now_ms, _SENDING_SHOW_MS)
-        if not seq:
-            self._sending(0, now_ms)
+        self._sending(seq, now_ms)
 
     # -- acknowledgements and timers ----------------------------------------------
     def on_ack(self, seq, mtype, status, now_ms):
         if seq == self.alarm_seq and self.state == _ACTIVE:
             self.alarm_status = status
+            self._show_status(now_ms)
+        elif seq == self.also_seq and self.state == _ACTIVE:
+            if status > self.alarm_status:  # help on the way for the SOS is help for the fall
+                self.alarm_status = status
             self._show_status(now_ms)
         elif seq == self.cancel_seq and not self.cancel_shown:
             self.cancel_shown = True  # the hub has the cancel: say so at the first acknowledgement
@@ -273,7 +297,8 @@ class Sos:
             # (<= 66 s) while the alarm is sent and every heartbeat (<= 1 day) after; the
             # alarm itself may be sent for longer than the 2**29 ms (6.2 days) ticks span.
             self.hold_done = True
-        if self.hold_done and not self.app.core.outbox.pending(self.alarm_seq):
+        ob = self.app.core.outbox
+        if self.hold_done and not ob.pending(self.alarm_seq) and not ob.pending(self.also_seq):
             self.state = _ENDED
 
     def _requeue(self, now_ms):

@@ -14,7 +14,7 @@ from test_hal_esp32 import PWRON_RESET, hw  # noqa: F401  (hw: the fake-ESP32 fi
 
 from firmware.apps.core import FRESH_SKIP
 from firmware.hal.sim import PowerLoss
-from shared.frame import T_FALL_SUSPECTED, T_SOS, T_SOS_CANCEL
+from shared.frame import T_FALL_CONFIRMED, T_FALL_SUSPECTED, T_SOS, T_SOS_CANCEL
 
 
 def record(rig):
@@ -90,7 +90,8 @@ def test_an_alarm_recorded_by_the_previous_firmware_is_recovered_once():
 
 def test_a_suspected_fall_does_not_push_a_pending_sos_out_of_the_record():
     # Bracelet, hub down: an SOS, then a fall (FALL_SUSPECTED); the power goes. Both are
-    # re-sent after power-on, and the SOS is the one shown.
+    # re-sent after power-on, the SOS shown; the fall's window opens again and, not cancelled,
+    # confirms the fall, the SOS kept beside it (firmware/apps/sos.py also_seq).
     w = Wrist().fall(3 * MIN)
     rig = Rig("bracelet", imu=w)
     rig.hub.help_ms = 30 * SEC
@@ -106,8 +107,12 @@ def test_a_suspected_fall_does_not_push_a_pending_sos_out_of_the_record():
     rig.plat.imu_fn = Wrist()  # worn, no more falls
     rig.run(2 * MIN)
     assert [f.seq for f in rig.messages(T_SOS)] == [sos_seq]
-    assert len(rig.messages(T_FALL_SUSPECTED)) == 1
-    assert rig.app().sos.alarm_seq == sos_seq and "HELP" in rig.patterns(since=3 * MIN)
+    [susp] = rig.messages(T_FALL_SUSPECTED)
+    [conf] = rig.messages(T_FALL_CONFIRMED)
+    assert conf.seq - conf.arg == susp.seq
+    sos = rig.app().sos
+    assert (sos.alarm_seq, sos.also_seq) == (conf.seq, sos_seq)
+    assert "HELP" in rig.patterns(since=3 * MIN)
     assert rig.unique() == ""
 
 

@@ -99,6 +99,20 @@ def test_fall_cancelled_in_the_window():
     assert "CANCELLED" in rig.patterns(since=2 * MIN)
 
 
+def test_im_fine_shows_sending_until_the_hub_has_it():
+    # As an SOS cancel does: the wearer is never left in silence after the hold. It used to
+    # play nothing until "not delivered yet" 25 s later (the hub down here).
+    rig = rig_with(Wrist().fall(2 * MIN))
+    rig.run_until(2 * MIN - 10 * SEC)
+    rig.hub.down = True
+    hold_at = 2 * MIN + 8 * SEC
+    rig.press(hold_at, 3500)  # "I'm fine"
+    rig.run_until(2 * MIN + 40 * SEC)
+    assert rig.app().sos.cancel_seq, "FALL_CANCELLED queued"
+    after = rig.patterns(since=hold_at + 3 * SEC)
+    assert after[:1] == ["SENDING"], after
+
+
 def test_short_press_in_the_window_calls_help_now():
     w = Wrist().fall(2 * MIN)
     rig = rig_with(w)
