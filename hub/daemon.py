@@ -28,6 +28,7 @@ from hub.config import Config
 from hub.coverage import day_of
 from hub.identity_watch import IdentityWatch
 from hub.pipeline import HubCore
+from hub.pipeline_acks import ack_value
 from hub.store import Store
 from hub.uplink import Uplink, UplinkConfig
 
@@ -98,7 +99,7 @@ class Daemon:
             except Exception as e:  # a bug in the radio: the device's next retry gets an ack
                 self._task_error("an acknowledgement write", e)
             finally:
-                self.core.ack_written(dev_id, setting, ok, address)
+                self.core.ack_written(dev_id, setting, ok, address, ack_value(data))
 
         self._spawn(write())
 

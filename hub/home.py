@@ -37,6 +37,7 @@ import logging
 
 from hub import contract, events as E
 from hub.coverage import SENSOR_COVERAGE, UNKNOWN_TEXT, Coverage, day_of, fault_text
+from hub.prealarm_notice import PrealarmNotice
 from hub.store_types import HUB_SELF
 from hub.supervision import OFFLINE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
@@ -148,6 +149,7 @@ class HomeWatch:
         self.tuned: dict[str, int] = {}  # values the platform set (stored), over hub.toml's
         self.alarm_ref: str | None = None  # the inactivity alarm raised and not cleared yet
         self.prealarm_until: int | None = None  # mono ms
+        self.prealarm_notice = PrealarmNotice()  # who heard it, who is owed its end
         if cfg.inactivity.enabled:
             self.tuned = stored_tuning(cfg, store)
             problem = floor_problem(cfg, self.tuned, core.device_settings)
@@ -356,12 +358,12 @@ class HomeWatch:
         # The alarm and its cancel are committed together with the state that names the
         # alarm: a crash between two writes would leave an alarm no restart can cancel.
         if ev & I.EV_ALARM:
-            self.prealarm_until = None
+            self._prealarm_ended()
             self.alarm_ref = self.core.hub_event(
                 E.H_INACTIVITY_ALARM, E.Mapped("automatic_alarm", cause="inactivity"),
                 states_for=lambda ref: {"inactivity": self._blob(now, ref)})
         if ev & I.EV_CLEARED:
-            self.prealarm_until = None
+            self._prealarm_ended()
             if self.alarm_ref:
                 self.core.hub_event(E.H_INACTIVITY_CANCEL,
                                     E.Mapped("cancel", cancels_ref=self.alarm_ref),
@@ -374,12 +376,18 @@ class HomeWatch:
             log.info("resident home again")
         self.save(now)
 
-    def prealarm_setting(self, now: int) -> tuple[int, int]:
-        """The setting every acknowledgement carries while a pre-alarm runs."""
-        if self.prealarm_until is None:
-            return F.S_NONE, 0
-        left = max(1, -(-(self.prealarm_until - now) // 60_000))
-        return F.S_PREALARM, left
+    def prealarm_setting(self, now: int, dev_id: int) -> tuple[int, int]:
+        """The setting an acknowledgement to `dev_id` carries: the running pre-alarm's minutes,
+        or its end to a device told of it (hub/prealarm_notice.py), else none."""
+        left = 0
+        if self.prealarm_until is not None:
+            left = max(1, -(-(self.prealarm_until - now) // 60_000))
+        return self.prealarm_notice.setting(dev_id, left)
+
+    def _prealarm_ended(self) -> None:
+        if self.prealarm_until is not None:
+            self.prealarm_notice.ended()
+        self.prealarm_until = None
 
     def _blob(self, now: int, alarm_ref: str | None) -> bytes:
         assert self.detector is not None

@@ -251,7 +251,7 @@ class HubCore(Outbox, DeviceAcks, HubEvents, ReplayChecks):
                 self.store.put_state(self._window_name(dev_id), before)
             raise
         rt.saved = (rt.address, rt.answered)
-        rt.origins[f.seq] = now - f.age_ms
+        rt.origins[f.seq] = (now - f.age_ms, now)
         if len(rt.origins) > ORIGINS_KEPT:
             del rt.origins[next(iter(rt.origins))]
         if cancels:

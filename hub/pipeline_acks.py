@@ -56,14 +56,14 @@ class DeviceRuntime:
     # Frames accepted by this run of the hub and not yet acknowledged: only their first ack
     # may carry a setting (see DeviceAcks._ack).
     unacked: deque[int] = field(default_factory=lambda: deque(maxlen=_UNACKED_KEPT))
-    # seq -> monotonic ms the event happened (receive time minus age), for frames accepted by
-    # this run: tells a retransmission from a replayed recording (HubCore._fresh)
-    origins: dict[int, int] = field(default_factory=dict)
+    # seq -> (monotonic ms the event happened (receive time minus age), ms first heard), for
+    # frames accepted by this run: tells a retransmission from a replayed recording (_fresh)
+    origins: dict[int, tuple[int, int]] = field(default_factory=dict)
     too_old: int = 0  # frames refused below the replay window
     reused: int = 0  # frames whose number an earlier, different frame had (never acknowledged)
-    # (seq, type, arg) -> monotonic ms the event happened, of frames that reused a number:
-    # tells the device's retransmissions from a replayed recording (ReplayChecks._reused)
-    reused_origins: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # (seq, type, arg) -> (as `origins`), of frames that reused a number: tells the device's
+    # retransmissions from a replayed recording (ReplayChecks._reused)
+    reused_origins: dict[tuple[int, int, int], tuple[int, int]] = field(default_factory=dict)
     # rate-limited faults (ReplayChecks._report): (fault code, alarm class?) -> mono ms of the
     # last report, and -> how many were not reported since
     reported: dict[tuple[int, bool], int] = field(default_factory=dict)
@@ -98,7 +98,7 @@ class DeviceAcks:
         own = address == rt.address
         tod, weekday, synced = self.clock.local()
         clock = F.encode_clock(tod, weekday) if synced else 0
-        setting, value = self.home.prealarm_setting(self.clock.mono_ms())
+        setting, value = self.home.prealarm_setting(self.clock.mono_ms(), dev_id)
         # A pending setting rides only on a frame's first ack. The device ignores an ack that
         # does not raise the frame's status, setting and all, and forgets a routine frame at its
         # first ack: on a repeat (a retried advert heard twice) or a later status the setting
@@ -120,15 +120,24 @@ class DeviceAcks:
         self.acker(dev_id, address, bytes(data), setting, own)
 
     def ack_written(
-        self, dev_id: int, setting: int, ok: bool, address: str | None = None
+        self, dev_id: int, setting: int, ok: bool, address: str | None = None,
+        value: int | None = None,
     ) -> None:
-        """The daemon's report on one acknowledgement write (to `address`)."""
+        """The daemon's report on one acknowledgement write (to `address`). `value`: the
+        setting's value that write carried (`ack_value`); None: the last one sent. Not simply
+        the last one sent: an older ack still being written when the platform changed the
+        value carries the old one, and its success must not stand for the new one's."""
         rt = self.devices.get(dev_id)
         if rt is None:
             return
-        if ok and setting in rt.settings and rt.settings[setting] == rt.sent.get(setting):
-            del rt.settings[setting]  # the device has it (unless changed since: then send that)
-            if self.device_settings.heard(dev_id, setting, rt.sent[setting]):
+        if value is None:
+            value = rt.sent.get(setting)
+        if ok and setting == F.S_PREALARM and value == 0:
+            self.home.prealarm_notice.heard_over(dev_id)  # it knows the pre-alarm is over
+        if ok and setting in rt.sent and value is not None:
+            if rt.settings.get(setting) == value:
+                del rt.settings[setting]  # the device has it (changed since: that is sent)
+            if self.device_settings.heard(dev_id, setting, value):  # it has this one now
                 self.home.expect_heartbeat(dev_id)  # supervised at that interval from now
         if ok and address is not None and address == rt.address and not rt.answered:
             rt.answered = True
@@ -187,3 +196,8 @@ class DeviceAcks:
     def devices_told_help(self, dev_id: int, seq: int) -> None:
         """An operator acknowledged this device's alarm: tell it now if it listens."""
         self._ack_if_near(self.store.ref_for(dev_id, seq), F.ACK_HELP)
+
+
+def ack_value(data: bytes) -> int:
+    """The setting value an acknowledgement carries (docs/protocol.md: bytes 10-11)."""
+    return int.from_bytes(data[10:12], "big")

@@ -96,12 +96,15 @@ class Outbox:
         # a restarted hub resumes repeating the alarms no operator has acknowledged yet,
         # unless the elder cancelled them or a later event superseded them
         wall = self.clock.wall_ms()
-        since = wall - self.alarm_repeat_for_ms
-        for ev in self.store.superseding(since):
-            cancels = json.loads(ev.payload_json).get("cancels")
-            if cancels:
-                self._superseded(cancels)
-        for ev in self.store.awaiting_help(since):
+        awaiting = self.store.awaiting_help(wall - self.alarm_repeat_for_ms)
+        if awaiting:
+            # a cancel is stored after its alarm, however long it took to be delivered (an
+            # outage) or whatever the wall clock did in between: looked for by store order
+            for ev in self.store.superseding(min(ev.id or 0 for ev in awaiting)):
+                cancels = json.loads(ev.payload_json).get("cancels")
+                if cancels:
+                    self._superseded(cancels)
+        for ev in awaiting:
             if self._is_alarm(ev.payload_json) and ev.ref not in self.superseded:
                 self.repeat_at[ev.ref] = now + self.alarm_repeat_ms
                 self.repeat_until[ev.ref] = (
@@ -131,6 +134,7 @@ class Outbox:
         now = self.clock.mono_ms()
         exclude = set(self.in_flight) | {r for r, t in self.rejected.items() if t > now}
         limit = min(100, room)
+        read_errors = self.store.read_errors
         pending = self.store.pending(limit=limit, exclude=exclude)
         for ev in pending:
             if not ev.payload_json:
@@ -139,8 +143,10 @@ class Outbox:
                 return
             self.in_flight[ev.ref] = now
             self.rejected.pop(ev.ref, None)
-        # Saw the whole queue and sent it all; a refused event waits, so keep looking then.
-        if len(pending) < limit and not self.rejected:
+        # Saw the whole queue and sent it all; a refused event waits, and a store whose file
+        # is not open (memory only) or could not be read may hold more: keep looking then.
+        if (len(pending) < limit and not self.rejected and self.store.file_open
+                and self.store.read_errors == read_errors):
             self.backlog = False
 
     def on_connected(self, *_args) -> None:

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from hub.store_types import Event
 
 # A recorded advert replayed later no longer counts as a sign of life once its receive time
-# minus its age is this far from the event's time, plus 1/FRESH_DRIFT_DIV of its age (_fresh).
+# minus its age is this far from the event's time (the age's 1-min steps above 54 min), plus
+# 1/FRESH_DRIFT_DIV of the time since the hub first heard the frame (a device clock some percent
+# off drifts between its copies by that share of the time between them) (_fresh).
 FRESH_SLACK_MS = 60_000
 FRESH_DRIFT_DIV = 16
 ORIGINS_KEPT = 16  # frames per device whose event time is remembered: > the 6 outbox slots
@@ -97,8 +99,10 @@ class ReplayChecks:
         return "duplicate"
 
     @staticmethod
-    def _slack(f: F.Frame) -> int:
-        return FRESH_SLACK_MS + f.age_ms // FRESH_DRIFT_DIV
+    def _slack(since_first_ms: int) -> int:
+        """Not a share of the copy's age: a recording of a copy aged 16 h, replayed 50 min
+        later, then still passed (an hour's slack), and kept a dead device "online"."""
+        return FRESH_SLACK_MS + max(0, since_first_ms) // FRESH_DRIFT_DIV
 
     def _fresh(self, dev_id: int, f: F.Frame, now: int, stored: Event | None) -> bool:
         """Was this copy of an accepted frame (`stored`: its record) transmitted just now? A
@@ -109,14 +113,14 @@ class ReplayChecks:
         frame accepted before a restart only the wall clock can tell, and only once a time
         service set it: a Pi restarted without RTC is behind by its outage, and a recording
         replayed that much later would look fresh (a dead device kept "online")."""
-        origin = self.devices[dev_id].origins.get(f.seq)  # mono ms, frames accepted this run
-        if origin is not None:
-            return abs(now - f.age_ms - origin) <= self._slack(f)
-        return (  # accepted before a restart: by the wall clock, if a time service set it
-            stored is not None
-            and self.clock_synced() is not False
-            and abs(self.clock.wall_ms() - f.age_ms - stored.event_ms) <= self._slack(f)
-        )
+        first = self.devices[dev_id].origins.get(f.seq)  # frames accepted this run
+        if first is not None:
+            origin, heard = first
+            return abs(now - f.age_ms - origin) <= self._slack(now - heard)
+        if stored is None or self.clock_synced() is False:
+            return False
+        wall = self.clock.wall_ms()  # accepted before a restart: by the wall clock, once set
+        return abs(wall - f.age_ms - stored.event_ms) <= self._slack(wall - stored.recv_ms)
 
     def _reused(self, dev_id: int, f: F.Frame, was: int | None, rssi: int | None, now: int) -> str:
         """A frame under a number that the device used before for another frame (type `was`;
@@ -134,12 +138,12 @@ class ReplayChecks:
         rt.reused += 1
         self.counters["seq_reused"] += 1
         key = (f.seq, f.mtype, f.arg)
-        origin = rt.reused_origins.get(key)
-        if origin is None:
-            rt.reused_origins[key] = now - f.age_ms
+        first = rt.reused_origins.get(key)
+        if first is None:
+            rt.reused_origins[key] = (now - f.age_ms, now)
             if len(rt.reused_origins) > REUSED_ORIGINS_KEPT:
                 del rt.reused_origins[next(iter(rt.reused_origins))]
-        if origin is None or abs(now - f.age_ms - origin) <= self._slack(f):
+        if first is None or abs(now - f.age_ms - first[0]) <= self._slack(now - first[1]):
             self._heard(rt, now, rssi)
             self.home.seen(dev_id, now)
         else:
@@ -147,7 +151,7 @@ class ReplayChecks:
         alarm = F.is_alarm(f.mtype)
         # Each new alarm is reported at once (another SOS within the hour must not wait for
         # it); only the repeats of one frame, and routine frames, are rate-limited.
-        more = self._report(SEQ_REUSED, rt, alarm, now, at_once=alarm and origin is None)
+        more = self._report(SEQ_REUSED, rt, alarm, now, at_once=alarm and first is None)
         if more is None:
             self.counters["seq_reused_unreported"] += 1
             return "reused"

@@ -250,10 +250,10 @@ class Store(StoreFile):
         with self._lock:
             return self._rows(disk.AWAITING_HELP_SQL, (since_ms,))
 
-    def superseding(self, since_ms: int) -> list[Event]:
-        """Events received at or after `since_ms` that cancel or supersede another."""
+    def superseding(self, after_id: int) -> list[Event]:
+        """Events stored after event `after_id` that cancel or supersede another."""
         with self._lock:
-            return self._rows(disk.SUPERSEDING_SQL, (since_ms,))
+            return self._rows(disk.SUPERSEDING_SQL, (after_id,))
 
     def status_of(self, device_id: int, seq: int) -> int | None:
         """The acknowledgement status for a repeated frame (ACK_STORED/DELIVERED/HELP), or

@@ -38,8 +38,9 @@ PROMOTED_SQL = (
 AWAITING_HELP_SQL = ("SELECT %s FROM events WHERE state = 1 AND alarm = 1 AND delivered_ms >= ?"
                      " ORDER BY id" % EVENT_COLUMNS)
 BY_REF_SQL = "SELECT %s FROM events WHERE ref = ?" % EVENT_COLUMNS
-# events received at or after a time that cancel or supersede another (their JSON is compact)
-SUPERSEDING_SQL = ("SELECT %s FROM events WHERE recv_ms >= ? AND payload_json LIKE"
+# events stored after a given one (by id: the store's own order, whatever the wall clock did)
+# that cancel or supersede another (their JSON is compact)
+SUPERSEDING_SQL = ("SELECT %s FROM events WHERE id > ? AND payload_json LIKE"
                    " '%%\"cancels\":%%' ORDER BY id" % EVENT_COLUMNS)
 
 

@@ -78,6 +78,7 @@ class StoreFile:
         self._reserve = Reserve(self.path, reserve_bytes)
         self._unopened = False  # the file would not open: reads from open_readonly
         self.state_unknown = False  # ...which could read nothing of it
+        self.read_errors = 0  # reads that failed (what they would have returned is unknown)
         self._db: sqlite3.Connection | None = None
         try:
             self._db, self.journal_mode = self._open()
@@ -181,6 +182,7 @@ class StoreFile:
             if not is_storage_error(e):
                 raise
             log.error("%s: cannot read the store (%s: %s)", self.path, errname(e), e)
+            self.read_errors += 1
             return default
 
     def _iter(self, sql: str, args: tuple[Any, ...]) -> Iterator[Event]:
@@ -194,6 +196,7 @@ class StoreFile:
             if not is_storage_error(e):
                 raise
             log.error("%s: cannot read events (%s: %s)", self.path, errname(e), e)
+            self.read_errors += 1
         finally:
             if cur is not None:
                 cur.close()  # stopped early: end the statement's read snapshot now

@@ -249,8 +249,11 @@ class Codec:
         mtype = data[9]
         if not 1 <= mtype <= T_MAX:
             raise FrameError("unknown message type %d" % mtype)
+        seq = _get32(data, 5)
+        if not seq:  # devices number from 1 (docs/protocol.md): no event can be named by 0
+            raise FrameError("sequence number 0")
         age = decode_age((data[11] << 8) | data[12])
-        return Frame(self.device_id, _get32(data, 5), mtype, data[10], age, _get24(data, 13))
+        return Frame(self.device_id, seq, mtype, data[10], age, _get24(data, 13))
 
     # -- acknowledgements -----------------------------------------------------
     def _ack_tag(self, ack, mtype):

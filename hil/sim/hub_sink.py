@@ -30,6 +30,7 @@ from pathlib import Path
 from hub import contract
 from hub.config import load
 from hub.pipeline import HubCore
+from hub.pipeline_acks import ack_value
 from hub.store import Store
 from shared import frame as F
 
@@ -318,8 +319,8 @@ class VirtualHub:
         q = self._ackq.get(address)
         if not q:
             return
-        dev_id, _data, setting = q.pop(0)
+        dev_id, data, setting = q.pop(0)
         self._enter()
-        self.core.ack_written(dev_id, setting, bool(ok), address)
+        self.core.ack_written(dev_id, setting, bool(ok), address, ack_value(data))
         if q:
             self.medium.at(self.medium.now, lambda: self._cycle(address, gen))

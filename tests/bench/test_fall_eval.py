@@ -267,7 +267,8 @@ def _summary(falls, adls):
 def test_verdict_does_not_round_a_share_just_over_the_goal_onto_it():
     from bench.fall_eval import GOALS, verdict
     over = verdict(_summary((90, 96), (9, 296)), GOALS["umafall"])
-    assert "false alarms 3.04% of activity trials (9/296; 95 % interval 1.6-5.7 %) (goal <= 3 %: NOT MET)" in over
+    assert ("false alarms 3.04% of activity trials (9/296; 95 % interval 1.6-5.7 %) "
+            "(goal <= 3 %: NOT MET)") in over
     assert "sensitivity 93.75% (90/96; 95 % interval 87.0-97.1 %) (goal >= 85 %: met)" in over
     under = verdict(_summary((81, 96), (8, 296)), GOALS["umafall"])
     assert "false alarms 2.70% of activity trials (8/296" in under and "(goal <= 3 %: met)" in under

@@ -169,7 +169,7 @@ def deliver_settings(home: Home, dev: int) -> dict[int, int]:
         home.send(dev, F.T_HEARTBEAT)
         ack = home.last_ack(dev)
         heard[ack.setting] = ack.value
-        home.core.ack_written(dev, ack.setting, True)
+        home.core.ack_written(dev, ack.setting, True, value=ack.value)
     home.core.tick()
     return heard
 

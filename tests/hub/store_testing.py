@@ -48,16 +48,19 @@ def side_conn(path: Path) -> sqlite3.Connection:
 
 
 class FailingConn:
-    """Proxy for the store's connection that fails writes like a dying SD card, on demand."""
+    """Proxy for the store's connection that fails writes (or, with `ops`, other statements:
+    READS) like a dying SD card, on demand."""
 
     WRITES = ("INSERT", "UPDATE", "DELETE", "COMMIT")
+    READS = ("SELECT",)
 
-    def __init__(self, real: sqlite3.Connection) -> None:
+    def __init__(self, real: sqlite3.Connection, ops: tuple[str, ...] = WRITES) -> None:
         self.real = real
+        self.ops = ops
         self.failing = False
 
     def execute(self, sql: str, *args):
-        if self.failing and sql.lstrip().split(None, 1)[0].upper() in self.WRITES:
+        if self.failing and sql.lstrip().split(None, 1)[0].upper() in self.ops:
             raise sqlite3.OperationalError("disk I/O error")
         return self.real.execute(sql, *args)
 

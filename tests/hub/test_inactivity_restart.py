@@ -74,7 +74,7 @@ def test_a_prealarm_goes_on_after_a_restart_for_the_time_it_had_left(home):
     home.clock.advance(MIN)
     home.core.tick()
     assert len(home.published("automatic_alarm")) == 1  # the detector's alarm, on time
-    assert _prealarm_minutes(home) is None
+    assert _prealarm_minutes(home) == 0  # over: the button told it was (hub/prealarm_notice.py)
 
 
 def test_a_prealarm_survives_a_crash_too(home):
@@ -84,7 +84,7 @@ def test_a_prealarm_survives_a_crash_too(home):
     home.restart()  # nothing saved since the pre-alarm began: the whole of it again
     assert _prealarm_minutes(home) == 10
     home.send(PIR, F.T_MOTION, arg=800)  # answered: moving about
-    assert _prealarm_minutes(home) is None and not home.published("cancel")
+    assert _prealarm_minutes(home) == 0 and not home.published("cancel")  # 0: it is over
 
 
 def test_the_state_an_older_hub_stored_still_loads_its_alarm_found_in_the_store(home, caplog):

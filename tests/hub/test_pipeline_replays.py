@@ -144,6 +144,34 @@ def test_replays_inside_the_window_do_not_keep_a_dead_device_online(home):
     assert home.core.devices[PIR].address == "AA:BB:CC:00:D4:01"
 
 
+def test_a_recording_of_an_old_alarm_copy_is_no_sign_of_life_later(home):
+    """Review finding: the slack grew with the copy's age, so a copy recorded at 16 h of age
+    (an alarm retried through a long outage) replayed 50 min later still counted (1 h of
+    slack), and a day-old one for more than a day. The slack now grows with the time since the
+    hub first heard the frame: the drift of a device's clock between two of its copies."""
+    data = advert(home, BUTTON, 1, F.T_SOS, age_ms=16 * 60 * MIN)
+    assert home.core.on_frame(DEV_ADDR, data, -60) == "stored"
+    home.clock.advance(50 * MIN)
+    before = home.core.devices[BUTTON].last_mono_ms
+    home.core.on_frame(EVIL, data, -60)
+    assert home.core.devices[BUTTON].last_mono_ms == before
+    assert home.core.counters["duplicate_stale"] == 1
+
+
+def test_an_old_alarms_own_retries_still_count_with_a_slow_clock(home):
+    # the control: the same 16-hour-old alarm, then the device's own retries for an hour,
+    # its clock 5 % slow
+    age = 16 * 60 * MIN
+    assert home.core.on_frame(DEV_ADDR, advert(home, BUTTON, 1, F.T_SOS, age_ms=age), -60) == \
+        "stored"
+    for minute in range(1, 61):
+        home.clock.advance(MIN)
+        age += MIN * 95 // 100
+        retry = advert(home, BUTTON, 1, F.T_SOS, age_ms=age, attempt=minute)
+        assert home.core.on_frame(DEV_ADDR, retry, -60) == "duplicate"
+    assert home.core.counters["duplicate_stale"] == 0
+
+
 def test_a_device_that_only_repeats_an_unacknowledged_alarm_stays_online(home):
     """Routine frames are held back while an alarm has no acknowledgement at all (an ack path
     that fails): the device's only signs of life are the alarm's retries, every minute at the

@@ -61,6 +61,44 @@ def test_a_setting_changed_while_its_ack_was_in_flight_is_sent_again(home):
     assert (home.last_ack(0xA1B2).setting, home.last_ack(0xA1B2).value) == (F.S_SUMMARY_MIN, 15)
 
 
+def _two_acks_in_flight(home, setting, old, new):
+    """Frame A's first ack carries `old`; the platform changes it to `new`; frame B's first
+    ack carries `new`, queued behind A's (one connection at a time per address)."""
+    dev = 0xA1B2
+    home.send(dev, F.T_HEARTBEAT)
+    home.core.ack_written(dev, F.S_HEARTBEAT_MIN, True, value=60)  # hub.toml's, delivered
+    acks = []
+    for t, v in (("t1", old), ("t2", new)):
+        req = contract.Request("settings", t, device_id=dev, settings=((setting, v),))
+        home.core.on_request(req)
+        home.send(dev, F.T_HEARTBEAT)
+        acks.append(home.last_ack(dev))
+    assert [(a.setting, a.value) for a in acks] == [(setting, old), (setting, new)]
+    return dev, acks
+
+
+def test_an_older_acks_write_does_not_stand_for_a_newer_value(home):
+    # as the daemon reports them: each write with the value it carried (ack bytes 10-11)
+    dev, (a, b) = _two_acks_in_flight(home, F.S_SUMMARY_MIN, 10, 15)
+    home.core.ack_written(dev, a.setting, True, value=a.value)  # A (10) lands
+    home.core.ack_written(dev, b.setting, False, value=b.value)  # B (15) fails
+    assert home.core.devices[dev].settings.get(F.S_SUMMARY_MIN) == 15, "15 still to send"
+    home.send(dev, F.T_HEARTBEAT)
+    assert (home.last_ack(dev).setting, home.last_ack(dev).value) == (F.S_SUMMARY_MIN, 15)
+
+
+def test_a_heartbeat_the_device_never_got_is_not_supervised(home):
+    # 60 -> 120 (A lands) -> 30 (B fails): the device beats every 120 min, and the hub must
+    # not expect it every 30 (a false "offline" after 30-odd minutes)
+    dev, (a, b) = _two_acks_in_flight(home, F.S_HEARTBEAT_MIN, 120, 30)
+    home.core.ack_written(dev, a.setting, True, value=a.value)
+    home.core.ack_written(dev, b.setting, False, value=b.value)
+    home.clock.advance(90 * MIN)  # inside the device's real 120-minute heartbeat
+    home.core.tick()
+    assert (dev, False) not in home.pub.availability
+    assert home.core.devices[dev].settings.get(F.S_HEARTBEAT_MIN) == 30, "30 still to send"
+
+
 def test_identify_rides_on_the_devices_next_acknowledgement_once(home):
     home.send(0xC3D4, F.T_HEARTBEAT)
     home.core.ack_written(0xC3D4, F.S_HEARTBEAT_MIN, True)
