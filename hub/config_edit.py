@@ -94,39 +94,38 @@ LOCK_WAIT_S = 30.0  # an edit takes well under a second: longer is a stuck one (
 
 @contextlib.contextmanager
 def locked(cfg_path: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """Hold an exclusive flock on hub.toml across a read-modify-write (released when the
-    process ends, however). hub.toml itself, not a lock file: nothing new in /etc/carebeacon,
-    no owner to get right, and whoever may edit the file may open it. An edit replaces the file
-    (rename): a lock that was waited for on the replaced one is taken again on the new one."""
+    """Hold an exclusive flock across a read-modify-write (released when the process ends,
+    however) on the folder that holds hub.toml (its real path): never replaced, unlike the
+    files an edit renames into place, and nothing new in /etc/carebeacon (no lock file, no
+    owner to get right). Locking hub.toml itself let a command that took the lock on the file
+    just renamed into place edit while the first was still writing the secrets file: the
+    first's rollback then dropped the second's device, which had been reported added."""
     real, deadline, said = _real(cfg_path), time.monotonic() + wait_s, False
-    while True:
-        try:
-            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise C.ConfigError(f"{cfg_path}: file not found") from None
-        except PermissionError:
-            raise C.AccessError(f"{cfg_path}: permission denied") from None
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise C.ConfigError(
-                            f"{cfg_path}: another command (device add or remove, the installer) "
-                            f"has been editing it for {wait_s:.0f} s: nothing was changed; run "
-                            "this again once it is done") from None
-                    if not said:
-                        print(f"{cfg_path}: waiting for another command editing it (device add "
-                              "or remove, the installer) ...", file=sys.stderr, flush=True)
-                        said = True
-                    time.sleep(0.05)
-            if os.path.samestat(os.fstat(fd), os.stat(real)):
-                yield
-                return
-        finally:
-            os.close(fd)
+    if not real.exists():
+        raise C.ConfigError(f"{cfg_path}: file not found")
+    try:
+        fd = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError:
+        raise C.AccessError(f"{cfg_path}: permission denied") from None
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise C.ConfigError(
+                        f"{cfg_path}: another command (device add or remove, the installer) "
+                        f"has been editing it for {wait_s:.0f} s: nothing was changed; run "
+                        "this again once it is done") from None
+                if not said:
+                    print(f"{cfg_path}: waiting for another command editing it (device add "
+                          "or remove, the installer) ...", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 # -- the text edits, checked against the parsed structure -----------------------------------

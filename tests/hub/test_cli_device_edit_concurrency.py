@@ -15,6 +15,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +32,13 @@ WAITING = "waiting for another command editing it"
 
 @contextmanager
 def edit_in_progress(cfg: Path) -> Iterator[None]:
-    """The lock an edit holds (flock on hub.toml), held by this test."""
-    with open(cfg, "rb") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    """The lock an edit holds (flock on hub.toml's folder), held by this test."""
+    fd = os.open(cfg.resolve().parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def start(cfg: Path, *args: str) -> subprocess.Popen:
@@ -92,24 +96,40 @@ def test_two_commands_at_once_both_land(tmp_path, first):
     assert set(loaded.devices) == set(loaded.keys) == want
 
 
-def test_a_lock_waited_for_on_a_replaced_hub_toml_is_taken_on_the_new_one(tmp_path):
-    """B waits on the file an edit then replaces (rename); a third editor locks the new file
-    before the first lets go: B must wait for that one too, not edit alongside it."""
-    cfg = write_config(tmp_path, hub_toml("0000a1b2"), secrets_toml("0000a1b2"))
-    with open(cfg, "rb") as old:
-        fcntl.flock(old, fcntl.LOCK_EX)
-        b = start(cfg, *add("0000c3d4"))
-        waits(b)
-        tmp = tmp_path / "new.toml"  # the first edit replaces hub.toml: a new inode
-        tmp.write_text(cfg.read_text())
-        os.replace(tmp, cfg)
-        with open(cfg, "rb") as new:
-            fcntl.flock(new, fcntl.LOCK_EX)  # the third editor
-            fcntl.flock(old, fcntl.LOCK_UN)
-            time.sleep(0.5)
-            assert b.poll() is None, "B edited while the third editor held the new file"
-    done(b)
-    assert sorted(C.load(cfg).devices) == [0xA1B2, 0xC3D4]
+def test_an_edit_that_replaced_hub_toml_holds_the_lock_until_it_is_done(tmp_path):
+    """Review finding: the lock was a flock on hub.toml, which an edit replaces (rename) before
+    it writes the secrets file. A `device add` then locked the new file and edited alongside
+    a `device remove` still at work; the remove's check failed on the added device's missing
+    key, and its rollback dropped the device the add had reported added. Here the remove runs
+    in a thread held (a trace function, nothing replaced) right after hub.toml is replaced."""
+    cfg = write_config(tmp_path, hub_toml("0000a1b2", "0000e5f6"),
+                       secrets_toml("0000a1b2", "0000e5f6"))
+    held, release = threading.Event(), threading.Event()
+
+    def trace(frame, event, arg):  # the remove's first _fsync_dir: hub.toml just replaced
+        if frame.f_code.co_name == "_fsync_dir" and not held.is_set():
+            held.set()
+            release.wait(20)
+        return None
+
+    from hub import cli as hubcli
+
+    def remove() -> None:
+        sys.settrace(trace)
+        hubcli.remove_device(C.load(cfg), "0000a1b2")
+
+    t = threading.Thread(target=remove)
+    t.start()
+    assert held.wait(10), "the remove never replaced hub.toml"
+    b = start(cfg, *add("0000c3d4"))
+    waits(b)
+    time.sleep(0.3)
+    assert b.poll() is None, "the add edited while the remove was still at work"
+    release.set()
+    t.join(10)
+    assert "added button 0000c3d4" in done(b)
+    loaded = C.load(cfg)
+    assert set(loaded.devices) == set(loaded.keys) == {0xC3D4, 0xE5F6}
 
 
 def test_an_edit_held_too_long_is_reported_not_waited_for_forever(tmp_path):

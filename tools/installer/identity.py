@@ -90,18 +90,19 @@ def hub_command(cfg: hubconfig.Config) -> str:
 
 def check_id(cfg: hubconfig.Config, device_id: int) -> bool:
     """An id asked for with --id: True if it is on this hub and may be taken over (never
-    heard), False if it is free; InstallerError if it cannot be used."""
+    heard), False if it is free; InstallerError if it cannot be used: the hub has heard it,
+    also when it has been removed since (hub/registrations.py keeps its replay window)."""
     if not 0 < device_id <= 0xFFFFFFFF:
         raise E.InstallerError("id-taken", f"{device_id:x} is not a device id.",
                                "give 8 hex digits, not 00000000, or leave --id out")
-    if device_id not in cfg.devices:
-        return False
     heard = last_heard(cfg, device_id)
     if heard is None:
-        return True
+        return device_id in cfg.devices
     hexid = f"{device_id:08x}"
+    where = "is on this hub" if device_id in cfg.devices else (
+        "was on this hub (removed: the hub keeps the frame numbers it heard)")
     raise E.InstallerError(
-        "id-taken", f"Device {hexid} is on this hub and the hub has heard it ({heard}).",
+        "id-taken", f"Device {hexid} {where} and the hub has heard it ({heard}).",
         "leave --id out: the board gets a new id. A board set up again cannot take an id the "
         "hub has heard (it numbers its frames from 1 again, which the hub would take for "
         f"replays). To retire the old device: {hub_command(cfg)} device remove {hexid}")
