@@ -40,7 +40,9 @@ pulse's rising edge (a stuck output is not a person).
 
 Summaries: intervals of ``interval_ms`` follow one another from the end of
 warm-up. When an interval closes, EV_SUMMARY reports ``summary_count`` (motion
-events, counted in the interval where they are reported), ``summary_active_ms``
+events, counted in the interval where they are reported), ``summary_live`` (an
+accepted pulse, not stuck, was still high when the interval began: a person in
+view keeps a retriggering sensor high, with no new edge to count), ``summary_active_ms``
 (time the output was high; the level of a sample is taken to hold until the
 next one; noise included, it is the raw output) and ``summary_end`` (tick of
 the end of the closed interval). If calls are so late that several intervals
@@ -126,6 +128,7 @@ class Pir:
         self.motion_at = 0
         self.still_ms_before = 0
         self.summary_count = 0
+        self.summary_live = False
         self.summary_active_ms = 0
         self.summary_end = 0
         self.summary_intervals = 0
@@ -135,6 +138,7 @@ class Pir:
         self._since_fall = _SAT  # ms since an accepted pulse fell
         self._int_ms = 0  # ms into the open interval
         self._int_count = 0
+        self._int_live = False  # an accepted pulse was high as the open interval began
         self._int_active = 0
 
     def poll(self, now_ms):
@@ -174,10 +178,12 @@ class Pir:
                 rem = total - n * self.interval_ms  # into the new interval
                 self.summary_intervals = n
                 self.summary_count = self._int_count
+                self.summary_live = self._int_live
                 self.summary_active_ms = self._int_active + (dt - rem if high else 0)
                 self.summary_end = ticks_add(now_ms, -rem)
                 self._int_ms = rem
                 self._int_count = 0
+                self._int_live = self._pulse == _MOTION and not self.stuck
                 self._int_active = rem if high else 0
                 ev |= EV_SUMMARY
             else:
@@ -231,6 +237,7 @@ class Pir:
             self._int_count += 1
         if self.level and not self.stuck and self._high_ms >= self.stuck_ms:
             self.stuck = True
+            self._int_live = False  # not a person after all
             ev |= EV_STUCK
             if self._pulse == _MOTION:
                 # Not a person after all: stillness counts from the edge.

@@ -184,7 +184,7 @@ def _pir_frames(pulses: list[Pulse], start: float, summary_min: int, still_min: 
 def _emit(ev: int, pir: Pir, t: float, src: int, sensor: str, out: list[Frame]) -> None:
     if ev & EV_AFTER_STILL:
         out.append(Frame(t, src, sensor, "motion"))
-    if ev & EV_SUMMARY and pir.summary_count > 0:
+    if ev & EV_SUMMARY and (pir.summary_count > 0 or pir.summary_live):  # as firmware/apps/pir.py
         out.append(Frame(t, src, sensor, "activity"))
 
 

@@ -72,7 +72,9 @@ class PirApp(App):
         self.level = level
         ev = p.update(now_ms, level)
         if ev & EV_SUMMARY:
-            n = p.summary_count if p.summary_count < _COUNT_MAX else _COUNT_MAX
+            # a person in view all along (one retriggered pulse, no new edge) is motion too
+            n = p.summary_count if p.summary_count else (1 if p.summary_live else 0)
+            n = n if n < _COUNT_MAX else _COUNT_MAX
             mins = p.summary_intervals * p.interval_ms // _MIN
             arg = (n << 8) | (mins if mins < 255 else 255)
             core.send(T_ACTIVITY, arg, now_ms, 0, p.summary_end)

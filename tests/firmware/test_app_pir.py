@@ -25,6 +25,17 @@ def test_warm_up_is_ignored_then_summaries_every_interval():
     assert boots <= 1 + 2 + 4 + 3, "one boot per motion (pulses waited out in light sleep)"
 
 
+def test_someone_moving_in_view_all_interval_long_is_motion_in_it():
+    # Review finding: a retriggering sensor held high by someone cooking in view gave one
+    # edge, then summaries of 0 motions: the hub counted the time as stillness.
+    rig = Rig("pir", summary_min=15)
+    rig.motion(2 * MIN, 25 * MIN)  # high 2 -> 27 min
+    rig.run(50 * MIN)
+    # intervals 1..16 (the edge), 16..31 (high until 27), 31..46 (nobody)
+    assert activity(rig)[:3] == [(1, 15), (1, 15), (0, 15)]
+    assert not rig.messages(T_FAULT), "25 min high is a person, not a stuck sensor"
+
+
 def test_first_motion_after_a_long_still_period_is_sent_at_once():
     rig = Rig("pir", still_min=30)
     rig.motion(2 * MIN)
