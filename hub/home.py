@@ -39,7 +39,7 @@ from hub import contract, events as E
 from hub.coverage import SENSOR_COVERAGE, UNKNOWN_TEXT, Coverage, day_of, fault_text
 from hub.prealarm_notice import PrealarmNotice
 from hub.store_types import HUB_SELF
-from hub.supervision import OFFLINE, ONLINE, Supervisor
+from hub.supervision import OFFLINE, OFFLINE_STATE, ONLINE, Supervisor
 from shared import frame as F, inactivity as I
 
 log = logging.getLogger("carebeacon.home")
@@ -169,7 +169,7 @@ class HomeWatch:
                 log.error("inactivity state in the store is unusable (%s): learning afresh", e)
                 self.detector = I.Inactivity(**kw)
         self._saved_at = now_ms
-        self.offline: set[int] = set()
+        self.offline = self.supervisor.restore_offline(store.get_state(OFFLINE_STATE))
         self.coverage = self._load_coverage()
         # fault 210 raised before inactivity was turned off: cleared at the first tick
         self._coverage_off = self.detector is None and self.coverage.raised is not False
@@ -265,8 +265,8 @@ class HomeWatch:
             self.core.publisher.publish_availability(dev_id, True)
             if dev_id in self.offline:
                 self.offline.discard(dev_id)
-                self.core.hub_event(E.H_SUPERVISION_RESTORED,
-                                    E.Mapped("supervision_restored"), device=dev_id)
+                self.core.hub_event(E.H_SUPERVISION_RESTORED, E.Mapped("supervision_restored"),
+                                    device=dev_id, states_for=self._offline_state)
 
     def frame(self, dev, f: F.Frame, now: int) -> None:
         if self.detector is None:
@@ -317,7 +317,7 @@ class HomeWatch:
                             self.supervisor.window_ms(dev_id) // 60_000)
                 self.core.publisher.publish_availability(dev_id, False)
                 self.core.hub_event(E.H_SUPERVISION_MISSING, E.Mapped("supervision_missing"),
-                                    device=dev_id)
+                                    device=dev_id, states_for=self._offline_state)
         if self.detector is None:
             if self._coverage_off:
                 self._coverage_off = False
@@ -383,6 +383,9 @@ class HomeWatch:
         if self.prealarm_until is not None:
             left = max(1, -(-(self.prealarm_until - now) // 60_000))
         return self.prealarm_notice.setting(dev_id, left)
+
+    def _offline_state(self, _ref: str) -> dict[str, bytes]:
+        return {OFFLINE_STATE: self.supervisor.offline_blob()}
 
     def _prealarm_ended(self) -> None:
         if self.prealarm_until is not None:

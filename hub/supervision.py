@@ -12,12 +12,20 @@ offline/online pairs.
 
 Times are monotonic milliseconds (time.monotonic_ns() // 10**6): a wall-clock
 step when NTP first syncs a Pi without RTC must not mark everything offline.
-After a hub restart every device starts with a fresh window.
+After a hub restart every device starts with a fresh window, except those reported
+offline and not back: the store keeps them (`OFFLINE_STATE`, written with the missing and
+restored events), so the restoral still comes and the same outage is not reported again.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import deque
+
+log = logging.getLogger("carebeacon.supervision")
+
+OFFLINE_STATE = "supervision_offline"  # store state: JSON list of 8-hex-digit device ids
 
 UNKNOWN, ONLINE, OFFLINE = "unknown", "online", "offline"
 
@@ -82,6 +90,23 @@ class Supervisor:
                 t.state = OFFLINE
                 out.append((dev, OFFLINE))
         return out
+
+    def offline_blob(self) -> bytes:
+        """The devices now offline, as stored under OFFLINE_STATE."""
+        ids = sorted(d for d, t in self._t.items() if t.state == OFFLINE)
+        return json.dumps([f"{d:08x}" for d in ids]).encode()
+
+    def restore_offline(self, blob: bytes | None) -> set[int]:
+        """At start: the stored devices (still configured) are offline again; returns them.
+        A blob that cannot be read restores none (each then gets a fresh window)."""
+        try:
+            ids = {int(h, 16) for h in json.loads(blob)} if blob else set()
+        except (ValueError, TypeError):
+            log.error("stored %s is unusable: %r", OFFLINE_STATE, blob[:100] if blob else blob)
+            return set()
+        for d in ids & set(self._t):
+            self._t[d].state = OFFLINE
+        return ids & set(self._t)
 
     def state(self, device_id: int) -> str:
         t = self._t.get(device_id)

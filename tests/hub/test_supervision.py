@@ -52,3 +52,30 @@ def test_a_new_interval_applies_at_once_and_forgets_the_old_gaps():
     assert s.window_ms(3) == 10 * MIN  # the 25 min gaps were under another interval
     assert s.state(3) == ONLINE
     s.set_interval(99, MIN)  # an unknown device: nothing
+
+
+def test_the_devices_offline_are_restored_from_their_stored_list():
+    from hub.supervision import Supervisor
+
+    before = Supervisor()
+    for d in (1, 2, 3):
+        before.add(d, 60_000, 0)
+    assert len(before.check(20 * 60_000)) == 3  # all offline
+    before.seen(2, 20 * 60_000 + 1)  # 2 back
+    blob = before.offline_blob()
+    after = Supervisor()
+    for d in (1, 2):  # 3 removed from hub.toml meanwhile
+        after.add(d, 60_000, 0)
+    assert after.restore_offline(blob) == {1}
+    assert after.state(1) == "offline" and after.state(2) == "unknown"
+    assert after.check(10**9) == [(2, "offline")], "1 is not reported again"
+    assert after.seen(1, 10**9) == "online"
+
+
+def test_an_unreadable_stored_list_restores_none(caplog):
+    from hub.supervision import Supervisor
+
+    s = Supervisor()
+    s.add(1, 60_000, 0)
+    assert s.restore_offline(b"not json") == set() and s.state(1) == "unknown"
+    assert "supervision_offline is unusable" in caplog.text
