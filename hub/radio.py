@@ -366,14 +366,15 @@ class Radio:
 
     def _on_detection(self, device: BLEDevice, adv: AdvertisementData) -> None:
         now = self._clock()
-        self._h.heard_at = now
-        self._restart_level = self._reset_level = 0
-        self._h.adverts += 1
         payload = adv.manufacturer_data.get(COMPANY_ID)
-        if payload is None or len(payload) != FRAME_LEN:
-            return
+        ours = payload is not None and len(payload) == FRAME_LEN
         address = device.address.upper()
-        if not self._devices.saw(address, device, payload, now):
+        new = ours and self._devices.saw(address, device, payload, now)
+        if new or not (ours and self._acks.echo_of_ours(address)):  # an echo: no sign of life
+            self._h.heard_at = now
+            self._restart_level = self._reset_level = 0
+            self._h.adverts += 1
+        if not new:
             # Not a new advert. bleak reports every Device1 property change as one, with the
             # cached manufacturer data: our own ack connection (Connected, ServicesResolved)
             # would echo the frame back, the pipeline would answer the "duplicate" with another

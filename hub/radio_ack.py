@@ -166,7 +166,8 @@ class AckSender:
         self._connecting: set[asyncio.Task[Any]] = set()  # what abort() cancels
         self._clock = clock
         self._addresses = Addresses(clock)  # each device's own address; who may queue
-        self._slots = Slots(max_connections, self._mine)
+        self._slots = Slots(max_connections, self._mine, clock)
+        self.echo_of_ours = self._slots.connected_lately  # (address): Radio's advert filter
         self._devices: dict[str, _Device] = {}  # devices with an ack in flight or waiting
         self._backoff: dict[str, _Backoff] = {}
         self._wake: asyncio.Event | None = None  # set by abort(): workers stop backing off
@@ -185,6 +186,7 @@ class AckSender:
         claim = self._book.claim(address)
         if own:
             self._addresses.owned(address, claim)
+            self._slots.regrant()  # its acks already waiting may take a free slot now
         dev = self._devices.get(address)
         if dev is None:
             reason = self._refuse(address)

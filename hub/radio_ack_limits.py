@@ -36,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
 log = logging.getLogger("carebeacon.radio")
@@ -44,6 +46,10 @@ OTHERS_PER_DEVICE = 2  # relayed copies of one device's frames: two connections'
 OTHERS_TOTAL = 8  # all non-current addresses together (also those claiming no one device)
 DEVICES_KEPT = 256  # devices whose current address is remembered (verified frames only)
 REFUSED_LOG_S = 60.0  # at most one "refused" warning per device this often
+_CONN_ENDS_KEPT = 64  # addresses whose last ack connection's end is kept (echo filter)
+# bleak's property-change detections of a connection (Connected, ServicesResolved, and their
+# clearing at the disconnect) come within a moment of it: a margin, not measured on a Pi
+ECHO_S = 2.0
 
 # The device an address claims (DeviceBook.claim): a device id, or None for no one device (not
 # heard, or claimed two).
@@ -111,12 +117,27 @@ class Slots:
     may take any and is served first; acks to other addresses hold at most ``total - 1`` at
     once (all of them if there is only one)."""
 
-    def __init__(self, total: int, mine: Callable[[str], bool]) -> None:
+    def __init__(self, total: int, mine: Callable[[str], bool],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.others_max = max(1, total - 1)
         self._mine = mine
+        self._clock = clock
         self.used = self.others = 0
         self._queue: list[tuple[str, asyncio.Future[bool]]] = []  # first come first
+        # address -> when its last ack connection ended (inf while one is open)
+        self._conn_end: dict[str, float] = {}
+
+    def regrant(self) -> None:
+        """A queued address may have just become its device's own: a free slot is its now."""
+        self._grant()
+
+    def connected_lately(self, address: str, within_s: float = ECHO_S) -> bool:
+        """Was an ack connection to ``address`` open within the last ``within_s`` seconds?
+        bleak reports its Connected / ServicesResolved changes as detections of the device's
+        cached advert: echoes of our own connection, no sign the scanner hears anything."""
+        end = self._conn_end.get(address)
+        return end is not None and self._clock() - end <= within_s
 
     @contextlib.asynccontextmanager
     async def hold(self, address: str) -> AsyncIterator[None]:
@@ -130,9 +151,13 @@ class Slots:
                 self._release(waiter.result())
             self._queue = [w for w in self._queue if w[1] is not waiter]
             raise
+        self._conn_end[address] = math.inf
         try:
             yield
         finally:
+            self._conn_end[address] = self._clock()
+            if len(self._conn_end) > _CONN_ENDS_KEPT:  # relays come and go: the oldest go
+                del self._conn_end[min(self._conn_end, key=self._conn_end.__getitem__)]
             self._release(mine)
 
     def _release(self, mine: bool) -> None:

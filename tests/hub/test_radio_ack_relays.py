@@ -292,3 +292,41 @@ def test_a_slot_granted_to_a_cancelled_waiter_is_given_back() -> None:
         assert slots.used == slots.others == 0
 
     asyncio.run(main())
+
+
+def test_an_address_that_becomes_its_devices_own_takes_the_free_slot_at_once(run) -> None:
+    """Review finding: a device's address queued as another's (its frame reached the hub first
+    through a relay) stayed queued when its next frame made it the device's own, until some
+    other connection ended, though a slot was free: behind two relays that never answer, the
+    whole connect timeout."""
+    r0, r1, r2 = RELAYS[:3]
+
+    async def body(bz: BlueZDouble) -> None:
+        heard = Heard()
+        radio = radio_for(heard, connect_timeout_s=5.0, max_connections=3)
+        await radio.start()
+        try:
+            async def advert(address: str, payload: bytes) -> None:
+                await bz.advertise(address, {COMPANY_ID: payload})
+                await eventually(lambda: heard.has(address, payload))
+
+            for r in (r1, r2):  # device 2's relays hold the two slots other addresses may use
+                bz.set_connect_behaviour(r, hang=True)
+                await advert(r, frame(5, device=2))
+            hung = [asyncio.create_task(radio.send_ack(r, ack(5, ACK_STORED), own=False))
+                    for r in (r1, r2)]
+            await eventually(lambda: bz.calls["Connect"] >= 2)
+            await advert(r0, frame(8, device=1))  # device 1's frame 8 came through a relay first
+            assert await radio.send_ack(r0, ack(8, ACK_STORED), own=True)
+            await advert(BUTTON, frame(8, device=1))
+            copy = asyncio.create_task(radio.send_ack(BUTTON, ack(8, ACK_STORED), own=False))
+            await asyncio.sleep(0.1)  # queued: the other addresses' slots are taken
+            await advert(BUTTON, frame(9, device=1))  # its next frame, from its own address
+            assert await radio.send_ack(BUTTON, ack(9, ACK_STORED), own=True)
+            assert not any(t.done() for t in hung), "served before the relays' connects ended"
+            assert await copy
+            await asyncio.gather(*hung)
+        finally:
+            await radio.stop()
+
+    run(body, timeout=30)

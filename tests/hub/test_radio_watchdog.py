@@ -12,6 +12,7 @@ from radio_testing import (
     BUTTON,
     Healths,
     Heard,
+    ack,
     advertise_until_heard,
     frame,
     radio_for,
@@ -20,7 +21,7 @@ from radio_testing import (
 
 from bluez_testing import eventually
 from hil.sim.bluez import BlueZDouble
-from shared.frame import COMPANY_ID
+from shared.frame import ACK_DELIVERED, COMPANY_ID
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -158,3 +159,30 @@ def test_radio_starting_without_adapter_reports_and_waits_for_it(run) -> None:
             await radio.stop()
 
     run(body)
+
+
+def test_our_own_ack_connections_are_no_sign_the_scanner_hears(run) -> None:
+    """Review finding: bleak reports an ack connection's Connected / ServicesResolved changes
+    as detections of the device's cached advert. They counted as adverts: with acks going out
+    every half second (the platform's DELIVERED, HELP, settings) a scanner gone deaf was never
+    restarted and its health stayed "scanning"."""
+
+    async def body(bz: BlueZDouble) -> None:
+        heard, healths = Heard(), Healths()
+        radio = radio_for(heard, healths, silence_restart_s=1.0, silence_reset_s=30)
+        radio.tick_s = 0.05
+        await radio.start()
+        try:
+            n = await advertise_until_heard(bz, heard, BUTTON, 1)
+            bz.stop_adverts(cleared_by="discovery_restart")  # the scanner goes deaf
+            t0 = time.monotonic()
+            clock = 0
+            while time.monotonic() - t0 < 3.0 and radio.health.restarts == 0:
+                clock += 1
+                await radio.send_ack(BUTTON, ack(n, ACK_DELIVERED, clock=clock))
+                await asyncio.sleep(0.5)
+            assert radio.health.restarts >= 1, radio.health
+        finally:
+            await radio.stop()
+
+    run(body, timeout=30)
