@@ -329,10 +329,18 @@ class Uplink(Retained):
         # fresh time in the will for the next connection
         arm_will(client, c, self.protocol, self.state_topic)
         client.subscribe(contract.request_filter(c.county, c.hub_id), qos=1)
+        # Once paho has re-sent the last connection's unacknowledged messages, which it does
+        # after on_connect returns: a stale retained state or availability among them, sent
+        # after the fresh one, is what the broker would keep.
+        self._callbacks.call(self._now_connected, client)
+        self._callbacks.dispatch("connected", bool(flags.session_present), self.protocol)
+
+    def _now_connected(self, client: mqtt.Client) -> None:
+        if client is not self._client or not client.is_connected():
+            return  # gone again meanwhile: the next connection republishes
         self._republish()
         for topic, payload in self._held.take():
             self._publish_now(topic, payload, False, ("response", None))
-        self._callbacks.dispatch("connected", bool(flags.session_present), self.protocol)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
