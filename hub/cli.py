@@ -143,7 +143,8 @@ def render(st: dict) -> str:
 def cmd_status(args) -> int:
     # as `hub run` loads it: a hub running with its uplink blocked (or TLS files it cannot use)
     # shows that in its status, which must be readable (status.json's uplink.problem)
-    cfg = C.load(args.config, args.secrets, strict=False)
+    # without the keys: the hub's group may read hub.toml and the status, not the secrets file
+    cfg = C.load(args.config, args.secrets, strict=False, with_keys=False)
     path = cfg.data_dir / "status.json"
     try:
         st = json.loads(path.read_text())

@@ -14,6 +14,7 @@ Keys never appear in errors, logs or `repr()`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -115,8 +116,11 @@ class _Reader:
                 raise self.fail(key, "missing (required)")
             return default
         v = self.table[key]
-        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+        numeric = typ is int or isinstance(typ, tuple)  # (int, float): a number
+        if numeric and isinstance(v, bool) or not isinstance(v, typ):
             raise self.fail(key, f"{v!r} is not {_TYPE_NAMES.get(typ, 'a number')}")
+        if isinstance(v, float) and not math.isfinite(v):  # nan passes every bound check
+            raise self.fail(key, f"{v!r} is not a finite number")
         if lo is not None and v < lo or hi is not None and v > hi:
             raise self.fail(key, f"{v!r} is outside {lo}..{hi}")
         if choices is not None and v not in choices:
@@ -148,6 +152,12 @@ def _load_toml(path: Path) -> dict:
         raise AccessError(f"{path}: permission denied") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte {e.start}): TOML files are UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file: give the file (hub.toml)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def _radio(r: _Reader) -> Radio:
@@ -217,9 +227,10 @@ def load_secrets(path: Path, *, check_mode: bool = True) -> dict[int, bytes]:
     r = _Reader(path, _load_toml(path), "")
     r.unknown({"keys"})
     keys = {}
-    for dev, hexkey in r.sub("keys").table.items():
-        if not re.fullmatch(r"[0-9a-fA-F]{8}", dev):
-            raise ConfigError(f"{path}: keys.{dev}: device id is not 8 hex digits")
+    for n, (dev, hexkey) in enumerate(r.sub("keys").table.items(), 1):
+        if not re.fullmatch(r"[0-9a-fA-F]{8}", dev):  # not echoed: it may be a key pasted there
+            raise ConfigError(f"{path}: keys: entry {n} is not named by an 8-hex-digit device id"
+                              " (write: id = \"key\", one per line)")
         if not isinstance(hexkey, str) or not re.fullmatch(r"[0-9a-fA-F]{32}", hexkey):
             raise ConfigError(f"{path}: keys.{dev}: key must be 32 hex digits (128 bits)")
         keys[int(dev, 16)] = bytes.fromhex(hexkey)
@@ -233,7 +244,7 @@ def secrets_path(path: Path, given: str | Path | None, setting: str = "secrets.t
 
 
 def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True,
-         strict=True) -> Config:
+         strict=True, with_keys=True) -> Config:
     """Read and check `hub.toml` (and its secrets file); raise ConfigError on any problem.
     strict=False (`hub run`): a TLS file missing, unreachable or with a mode that shares the
     key goes into `platform.file_problems`, and a connection hub.toml forbids (plain MQTT to
@@ -273,9 +284,10 @@ def load(path: str | Path, secrets: str | Path | None = None, *, check_mode=True
             raise r.fail(f"devices[{i}].id", f"{dev.hex} is listed twice")
         devices[dev.id] = dev
     sec_path = secrets_path(path, secrets, r.get("secrets_file", str, "secrets.toml"))
+    # with_keys=False (`hub status`): the hub's group may read hub.toml, not the keys
     keys = (load_secrets(sec_path, check_mode=check_mode)
-            if devices or os.path.exists(sec_path) else {})
-    for dev in devices.values():
+            if with_keys and (devices or os.path.exists(sec_path)) else {})
+    for dev in devices.values() if with_keys else ():
         if dev.id not in keys:
             raise ConfigError(f"{sec_path}: keys.{dev.hex}: missing key for a configured device")
     return Config(

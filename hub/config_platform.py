@@ -110,7 +110,11 @@ def _tls_file_problem(p: Path, key: bool) -> str | None:
 def platform(r: _Reader, base: Path, check_mode: bool = True, strict: bool = True) -> Platform:
     r.unknown({"url", "ca_file", "cert_file", "key_file", "keepalive_s", "session_expiry_s"})
     url = r.get("url", str)
-    u = urlparse(url)
+    try:
+        u = urlparse(url)
+        u.port  # noqa: B018  (parsed lazily: a bad port or IPv6 address raises only here)
+    except ValueError as e:
+        raise r.fail("url", f"{url!r}: {e}") from None
     if u.scheme not in ("mqtts", "mqtt", "unix"):
         raise r.fail("url", f"{url!r}: scheme must be mqtts://, mqtt:// (tests, to this machine "
                             "only) or unix://")

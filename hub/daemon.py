@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 
 from hub import atomic_file, contract, identity_watch as identity
-from hub.config import Config
+from hub.config import Config, ConfigError
 from hub.coverage import day_of
 from hub.identity_watch import IdentityWatch
 from hub.pipeline import HubCore
@@ -62,7 +62,12 @@ def uplink_config(cfg: Config) -> UplinkConfig:
 class Daemon:
     def __init__(self, cfg: Config, *, radio_factory=None, store: Store | None = None):
         self.cfg = cfg
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. moved outside the unit's ReadWritePaths
+            raise ConfigError(f"{cfg.path}: hub.data_dir: {cfg.data_dir} cannot be created "
+                              f"({e.strerror or e}): give a folder the hub's user may write "
+                              "(docs/install-hub.md)") from None
         self.store = store or Store(
             cfg.data_dir / "hub.db", hub_id=cfg.hub_id, on_fault=self._store_fault
         )
