@@ -285,10 +285,12 @@ class Inactivity:
             if self._armed and self._away_left == 0:
                 self._go_away()
                 return EV_AWAY
-            if self.still_ms >= self.threshold_ms:
+            # not while the away check waits: going out would alarm whenever the stillness
+            # before the door plus away_after reached the threshold (a collapse at the door
+            # is then caught at away_max, as any absence that is not one)
+            if self.still_ms >= self.threshold_ms and not self._armed:
                 self.state = ST_PREALARM
                 self._pre_at = self.still_ms
-                self._armed = False
                 ev = EV_PREALARM
         if self.state == ST_PREALARM and self.still_ms - self._pre_at >= self._pre:
             self.state = ST_ALARM

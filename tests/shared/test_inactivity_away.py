@@ -1,7 +1,9 @@
 """shared/inactivity.py away: from the door or an explicit source, suppressing alarms for at
 most away_max, never alarming sooner than home would, ended by a return."""
 
-from inactivity_testing import DAY, H, Home, M, history
+import random
+
+from inactivity_testing import DAY, H, Home, M, history, routine_day, threshold_at
 
 from shared.inactivity import (
     EV_ALARM,
@@ -110,3 +112,22 @@ def test_away_source_is_immediate_and_door_away_can_be_disabled():
     assert home.at(2 * H + 1, SRC_AWAY) == EV_AWAY
     assert home.at(2 * H + 2, SRC_AWAY) == 0
     assert home.at(3 * H, SRC_PRESS) == EV_HOME
+
+
+def test_going_out_with_the_longest_away_after_allowed_never_alarms():
+    # Review finding: the pre-alarm pre-empted the away check while it waited, so going out
+    # alarmed whenever the stillness before the door plus away_after reached the threshold
+    # (here 120 min, the bound the platform may set, against a threshold of about 98 min)
+    rng = random.Random(1)
+    home = Home(away_after_ms=120 * M)
+    for day in range(8):
+        routine_day(home, day, rng)
+    assert home.events == []
+    t0 = 8 * DAY + 10 * H
+    assert threshold_at(home, t0) < 120 * M
+    home.at(t0, SRC_MOTION)  # walks to the door
+    home.at(t0 + M, SRC_DOOR)  # goes out
+    home.at(t0 + 2 * M, SRC_DOOR)
+    home.idle(t0 + 4 * H)  # out for 4 h
+    assert home.first(EV_PREALARM, since=t0) is None and home.first(EV_ALARM, since=t0) is None
+    assert home.first(EV_AWAY, since=t0) is not None
