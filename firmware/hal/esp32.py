@@ -185,15 +185,17 @@ class Esp32Hal:
                         mask |= 1 << i
                 return WAKE_PIN, mask
             return WAKE_OTHER, 0
-        if reset_cause == machine.SOFT_RESET:
-            return WAKE_SOFT, 0
-        if reset_cause == machine.WDT_RESET:
-            return WAKE_WATCHDOG, 0
-        # Power-on or hard reset: an input held right now is a press to keep (latched).
+        # Any other reset: an input held right now is a press to keep (latched). Also after a
+        # soft reset (machine.reset(): the firmware's own after five errors) or a watchdog or
+        # panic reset: safe boot then waits for the release, and a press not latched was lost.
         mask = 0
         for i in range(N_INPUTS):
             if self._pins[i] is not None and self.input(i):
                 mask |= 1 << i
+        if reset_cause == machine.SOFT_RESET:
+            return WAKE_SOFT, mask
+        if reset_cause == machine.WDT_RESET:
+            return WAKE_WATCHDOG, mask
         return WAKE_POWER_ON, mask
 
     def _wall_ms(self):

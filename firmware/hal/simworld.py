@@ -99,7 +99,7 @@ class SimDevice:
         self.plat.counts["boots"] += 1
         self.next_at = t + self.plat.board.boot_ms
         p = self.plat
-        if cause == WAKE_POWER_ON:  # latch what is held at power-up (press, or safe boot)
+        if cause != WAKE_PIN and cause != WAKE_TIMER:  # a reset: latch what is held (as esp32)
             self.wake_inputs = 0
             for i in range(N_INPUTS):
                 if p.board.in_pin[i] >= 0 and p.inputs[i].level(t):

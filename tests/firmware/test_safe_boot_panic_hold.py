@@ -17,7 +17,7 @@ from simkit import MIN, REPO, SEC, Rig, load_board
 # The fakes of machine, esp32 and time (a pytest fixture) from the HAL's own tests.
 from test_hal_esp32 import hw  # noqa: F401
 
-from firmware.hal import IN_BUTTON, WAKE_POWER_ON, WAKE_WATCHDOG
+from firmware.hal import IN_BUTTON, WAKE_POWER_ON, WAKE_SOFT, WAKE_WATCHDOG
 from shared.frame import T_SOS, T_SOS_CANCEL
 
 
@@ -47,6 +47,20 @@ def test_reset_before_the_sos_was_recorded_sends_it_at_the_release(kind):
     assert t + 8 * SEC <= first <= t + 8 * SEC + SEC
     assert rig.frames(T_SOS)[0].age_ms >= 7 * SEC, "its age covers the wait"
     assert any(seq == sos[0].seq for _t, _n, seq, _st in rig.hub.acks_sent)
+
+
+@pytest.mark.parametrize("cause", [WAKE_SOFT, WAKE_WATCHDOG])
+def test_a_soft_or_watchdog_reset_in_the_panic_hold_keeps_the_press(cause):
+    # the simulator latches held inputs at every reset, as firmware/hal/esp32.py now does
+    rig = Rig("button")
+    rig.run(10 * SEC)
+    t = rig.now + SEC
+    rig.press(t, 6 * SEC)
+    rig.run_until(t + 30)  # not recorded yet
+    rig.dev._reset(cause, rig.now)
+    rig.run(5 * MIN)
+    assert rig.dev.state != "safe"
+    assert len(rig.messages(T_SOS)) == 1
 
 
 def test_reset_after_the_sos_was_recorded_goes_on_sending_it_at_once():

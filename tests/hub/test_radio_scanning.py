@@ -155,7 +155,9 @@ def test_byte_identical_repeats_are_not_passed_on(run) -> None:
             assert await radio.send_ack(BUTTON, ACK)
             assert await bz.advertise(MARKER, {COMPANY_ID: frame(99)})  # order barrier
             await eventually(lambda: heard.has(MARKER, frame(99)))
-            assert radio.health.adverts > adverts + 1  # bleak did report the connection's echoes
+            # (the connection's echoes reached _on_detection; they are no adverts for the
+            # watchdog either: test_radio_watchdog.py)
+            assert radio.health.adverts >= adverts + 1
             await asyncio.sleep(0.25)  # a new scan cycle: the controller reports a repeat again
             assert await bz.advertise(BUTTON, {COMPANY_ID: frame(n)})
             assert await bz.advertise(BUTTON, {COMPANY_ID: frame(n + 1)})  # a retransmission
