@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from hub.config import ConfigError, load
+from hub_testing import MINIMAL_HUB_TOML
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE = """[hub]
-id = "hub-a"
-county = "test-county"
-household = "HH-7"
-data_dir = "data"
-
-[platform]
-url = "mqtt://localhost:1883"
-"""
+BASE = MINIMAL_HUB_TOML
 
 
 def hub(cfg: Path, *args: str) -> subprocess.CompletedProcess:

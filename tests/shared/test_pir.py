@@ -150,28 +150,27 @@ def test_a_person_in_view_keeps_stillness_at_zero():
     assert len(only(ev, EV_MOTION)) == 2
 
 
-def test_a_person_in_view_across_intervals_is_presence_in_each():
-    # Review finding: a retriggering sensor held high by someone moving in view gave one edge,
-    # then summaries of 0 motions: the hub saw stillness. summary_live says the pulse went on.
-    p = Pir(warmup_ms=0, interval_ms=5 * MIN)
+def summaries(p, spans, until):
+    """(minute, summary_count, summary_live) of each summary over the high `spans`."""
     p.start(0)
     seen = []
-    for t, level in pulses([(1000, 22 * MIN)], 40 * MIN):
+    for t, level in pulses(spans, until):
         e = p.poll(t) if level is None else p.update(t, level)
         if e & EV_SUMMARY:
             seen.append((t // MIN, p.summary_count, p.summary_live))
+    return seen
+
+
+def test_a_person_in_view_across_intervals_is_presence_in_each():
+    # Review finding: a retriggering sensor held high by someone moving in view gave one edge,
+    # then summaries of 0 motions: the hub saw stillness. summary_live says the pulse went on.
+    seen = summaries(Pir(warmup_ms=0, interval_ms=5 * MIN), [(1000, 22 * MIN)], 40 * MIN)
     assert seen == [(5, 1, False), (10, 0, True), (15, 0, True), (20, 0, True), (25, 0, True),
                     (30, 0, False), (35, 0, False)]
 
 
 def test_a_stuck_output_is_no_presence_once_declared():
-    p = Pir(warmup_ms=0, interval_ms=10 * MIN)
-    p.start(0)
-    seen = []
-    for t, level in pulses([(1000, 80 * MIN)], 90 * MIN):
-        e = p.poll(t) if level is None else p.update(t, level)
-        if e & EV_SUMMARY:
-            seen.append((t // MIN, p.summary_count, p.summary_live))
+    seen = summaries(Pir(warmup_ms=0, interval_ms=10 * MIN), [(1000, 80 * MIN)], 90 * MIN)
     # stuck at 30 min + 1 s: the interval it falls in and those after are not presence
     assert seen == [(10, 1, False), (20, 0, True), (30, 0, True), (40, 0, False),
                     (50, 0, False), (60, 0, False), (70, 0, False), (80, 0, False)]
