@@ -53,11 +53,12 @@ from shared.frame import (
     peek_ack_seq,
 )
 from shared.seqblock import SEQ_MAX, SeqBlock
-from shared.ticks import ticks_add, ticks_diff
+from shared.ticks import ticks_add, ticks_diff, ticks_reached
 
 _ADV_FAST_US = const(20000)  # 20 ms: the fastest connectable advertising interval (Core spec)
 _ADV_SLOW_US = const(100000)  # routine frames: 100 ms, a fifth of the radio energy
 _CONN_MAX_MS = const(4000)  # a hub that stays connected longer is cut off: we must advertise
+_AL_RETRY_MS = const(5000)  # a refused alarm-record write is tried again this often (chosen)
 _NVS_SEQ = "seq_end"
 # Numbers skipped at a fresh start (check_seq): 8 blocks of 32. Every fresh start moves
 # numbering on by it (plus the block it commits), an eighth of the hub's 2048-frame replay
@@ -95,6 +96,8 @@ class Core:
         self.seq_unsaved = False  # the block in use is not durable: NVS refused its end
         self.sent_frames = 0
         self.al_dirty = False  # the alarm-class messages changed since the record was written
+        self.al_failing = False  # the last write of the record failed
+        self.al_retry_at = 0
         self.refused = 0  # type of a message the full outbox refused: step at once when room
 
     # -- numbering -----------------------------------------------------------
@@ -184,12 +187,18 @@ class Core:
     # dropped) marks the record dirty; it is written once per step before anything goes
     # on the air (_pump), so a cancel and the SOS it drops change it in one atomic write.
     def _save_alarms(self):
-        self.al_dirty = False
         try:
             self.hal.nvs_set_blob(alarmrec.KEY, self._rec, alarmrec.pack(self._rec, self.outbox))
         except OSError:
-            self.storage_fault = True  # the next change tries again
+            # still dirty: tried again (_pump, every _AL_RETRY_MS) until it is written, else a
+            # power loss meanwhile lost a pending SOS or brought back a cancelled one; the
+            # fault once per run of failures, not once per try
+            if not self.al_failing:
+                self.storage_fault = True
+            self.al_failing = True
+            self.al_dirty = True
             return False
+        self.al_dirty = self.al_failing = False
         return True
 
     def recover_alarm(self, now_ms):
@@ -311,8 +320,11 @@ class Core:
         radio = self.hal.radio
         ob = self.outbox
         ob.expire(now_ms)
-        if self.al_dirty:  # before anything goes on the air: what is sent is recorded
-            self._save_alarms()
+        # before anything goes on the air: what is sent is recorded (after a failed write, a
+        # new try now and then: a flash that refuses writes must not stall the radio)
+        if self.al_dirty and (not self.al_failing or ticks_reached(now_ms, self.al_retry_at)):
+            if not self._save_alarms():
+                self.al_retry_at = ticks_add(now_ms, _AL_RETRY_MS)
             self._report_storage(now_ms)
         if radio.connected:
             if not self.was_connected:

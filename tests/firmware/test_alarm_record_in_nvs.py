@@ -166,3 +166,52 @@ def test_the_esp32_hal_keeps_the_record_in_one_blob(hw, monkeypatch):  # noqa: F
     assert hal.nvs_get_blob("alarms", buf) == 2 and buf[:2] == b"\x01\x00"
     FakeNvs.blobs["alarms"] = bytes(80)  # a later version's longer record: read as none
     assert hal.nvs_get_blob("alarms", buf) == 0
+
+
+def refuse_one_record_write(rig) -> list[int]:
+    """The next write of the alarm record fails once (NVS full, a flash hiccup)."""
+    fails: list[int] = []
+
+    def hook(key, value, phase):
+        if key == "alarms" and phase == "before" and not fails:
+            fails.append(1)
+            raise OSError("NVS write failed (simulated, once)")
+
+    rig.plat.nvs_hook = hook
+    return fails
+
+
+@pytest.mark.parametrize("hub_hears", [False, True])
+def test_a_refused_record_write_is_tried_again(hub_hears):
+    # Review finding: one refused write left the record stale until another alarm-class
+    # message changed it: a power loss then lost the pending SOS
+    rig = Rig("button")
+    rig.hub.deliver_ms = None  # the SOS stays pending (STORED at most)
+    rig.run(10 * SEC)
+    rig.hub.down = not hub_hears
+    fails = refuse_one_record_write(rig)
+    rig.press(rig.now + SEC, 200)
+    rig.run(MIN)
+    assert fails == [1]
+    [sos_seq] = [seq for seq, mtype, _ in record(rig) if mtype == T_SOS]  # written again
+    rig.dev.power_loss(5 * SEC)
+    rig.hub.down = False
+    rig.run(5 * MIN)
+    assert [f.seq for f in rig.messages(T_SOS)] == [sos_seq]
+
+
+def test_a_refused_write_of_a_cancel_does_not_bring_the_sos_back():
+    rig = Rig("button")
+    rig.hub.deliver_ms = None
+    rig.run(10 * SEC)
+    rig.press(rig.now + SEC, 200)
+    rig.run(10 * SEC)
+    (sos,) = rig.messages(T_SOS)
+    refuse_one_record_write(rig)
+    rig.press(rig.now + SEC, 3500)  # cancel: the record swaps the SOS for its cancel
+    rig.run(MIN)
+    assert rig.messages(T_SOS_CANCEL)
+    t = rig.now
+    rig.dev.power_loss(5 * SEC)
+    rig.run(5 * MIN)
+    assert (sos.seq, T_SOS) not in [(f.seq, f.mtype) for f in rig.frames(since=t)]
