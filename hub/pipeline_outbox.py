@@ -98,9 +98,10 @@ class Outbox:
         wall = self.clock.wall_ms()
         awaiting = self.store.awaiting_help(wall - self.alarm_repeat_for_ms)
         if awaiting:
-            # a cancel is stored after its alarm, however long it took to be delivered (an
-            # outage) or whatever the wall clock did in between: looked for by store order
-            for ev in self.store.superseding(min(ev.id or 0 for ev in awaiting)):
+            # every stored cancel, once at start: not by time (an alarm delivered after a long
+            # outage, a wall clock stepped), nor by store order (a device's cancel may reach
+            # the hub before the retry of the alarm it names)
+            for ev in self.store.superseding(0):
                 cancels = json.loads(ev.payload_json).get("cancels")
                 if cancels:
                     self._superseded(cancels)

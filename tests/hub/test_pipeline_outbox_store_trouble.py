@@ -11,6 +11,8 @@ Review findings, each failing on the code before its fix:
 
 import os
 
+import pytest
+from pipeline_testing import HUB_TOML, Home
 from store_testing import FailingConn
 
 from shared import frame as F
@@ -102,3 +104,29 @@ def test_an_alarm_not_cancelled_is_still_repeated_after_a_restart(home):
     home.clock.advance(301_000)
     home.core.tick()
     assert ref in offered(home)[n:]
+
+
+@pytest.mark.parametrize("first", ["cancel", "confirmed"])
+def test_an_early_warning_superseded_before_it_arrived_is_not_repeated_after_a_restart(
+        tmp_path, schemas, first):
+    # Review finding: a bracelet's FALL_CANCELLED or FALL_CONFIRMED may reach the hub before
+    # the retry of the FALL_SUSPECTED it names (each outbox slot retries on its own timer);
+    # after a restart the hub looked for cancels stored after the alarm only
+    home = Home(tmp_path, schemas, toml=HUB_TOML.replace('kind = "button"', 'kind = "bracelet"', 1))
+    try:
+        if first == "cancel":
+            home.send(BUTTON, F.T_FALL_CANCELLED, arg=1, seq=6)  # names seq 5, not heard yet
+        else:
+            home.send(BUTTON, F.T_FALL_CONFIRMED, arg=2, seq=7)
+        home.send(BUTTON, F.T_FALL_SUSPECTED, seq=5)  # the retry arrives
+        early = home.store.ref_for(BUTTON, 5)
+        for ref in offered(home):
+            home.core.on_delivered(ref)
+        assert early not in home.core.repeat_at  # fine before the restart
+        home.restart()
+        home.clock.advance(301_000)
+        home.core.tick()
+        assert early not in home.core.repeat_at
+        assert offered(home).count(early) == 1
+    finally:
+        home.store.close()
