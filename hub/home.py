@@ -358,12 +358,14 @@ class HomeWatch:
         # The alarm and its cancel are committed together with the state that names the
         # alarm: a crash between two writes would leave an alarm no restart can cancel.
         if ev & I.EV_ALARM:
-            self._prealarm_ended()
+            self.prealarm_notice.ended()  # (nobody told when none ran)
+            self.prealarm_until = None
             self.alarm_ref = self.core.hub_event(
                 E.H_INACTIVITY_ALARM, E.Mapped("automatic_alarm", cause="inactivity"),
                 states_for=lambda ref: {"inactivity": self._blob(now, ref)})
         if ev & I.EV_CLEARED:
-            self._prealarm_ended()
+            self.prealarm_notice.ended()
+            self.prealarm_until = None
             if self.alarm_ref:
                 self.core.hub_event(E.H_INACTIVITY_CANCEL,
                                     E.Mapped("cancel", cancels_ref=self.alarm_ref),
@@ -386,11 +388,6 @@ class HomeWatch:
 
     def _offline_state(self, _ref: str) -> dict[str, bytes]:
         return {OFFLINE_STATE: self.supervisor.offline_blob()}
-
-    def _prealarm_ended(self) -> None:
-        if self.prealarm_until is not None:
-            self.prealarm_notice.ended()
-        self.prealarm_until = None
 
     def _blob(self, now: int, alarm_ref: str | None) -> bytes:
         assert self.detector is not None

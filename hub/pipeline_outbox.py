@@ -101,7 +101,7 @@ class Outbox:
             # every stored cancel, once at start: not by time (an alarm delivered after a long
             # outage, a wall clock stepped), nor by store order (a device's cancel may reach
             # the hub before the retry of the alarm it names)
-            for ev in self.store.superseding(0):
+            for ev in self.store.superseding():
                 cancels = json.loads(ev.payload_json).get("cancels")
                 if cancels:
                     self._superseded(cancels)

@@ -250,10 +250,10 @@ class Store(StoreFile):
         with self._lock:
             return self._rows(disk.AWAITING_HELP_SQL, (since_ms,))
 
-    def superseding(self, after_id: int) -> list[Event]:
-        """Events stored after event `after_id` that cancel or supersede another."""
+    def superseding(self) -> list[Event]:
+        """Every stored event that cancels or supersedes another."""
         with self._lock:
-            return self._rows(disk.SUPERSEDING_SQL, (after_id,))
+            return self._rows(disk.SUPERSEDING_SQL, ())
 
     def status_of(self, device_id: int, seq: int) -> int | None:
         """The acknowledgement status for a repeated frame (ACK_STORED/DELIVERED/HELP), or

@@ -38,9 +38,8 @@ PROMOTED_SQL = (
 AWAITING_HELP_SQL = ("SELECT %s FROM events WHERE state = 1 AND alarm = 1 AND delivered_ms >= ?"
                      " ORDER BY id" % EVENT_COLUMNS)
 BY_REF_SQL = "SELECT %s FROM events WHERE ref = ?" % EVENT_COLUMNS
-# events stored after a given one (by id: the store's own order, whatever the wall clock did)
-# that cancel or supersede another (their JSON is compact)
-SUPERSEDING_SQL = ("SELECT %s FROM events WHERE id > ? AND payload_json LIKE"
+# events that cancel or supersede another (their JSON is compact)
+SUPERSEDING_SQL = ("SELECT %s FROM events WHERE payload_json LIKE"
                    " '%%\"cancels\":%%' ORDER BY id" % EVENT_COLUMNS)
 
 
